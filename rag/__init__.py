@@ -1,0 +1,19 @@
+"""A local, cited question-answering chat over a folder of news articles.
+
+`import rag` is light: torch, llama_cpp and gradio load only when a model or the UI is used.
+"""
+
+from .api import Pipeline, build_index, index_info, search
+from .config import Settings
+from .errors import (ConfigError, GenerationError, IndexBusyError, IndexMismatchError, IndexNotFoundError,
+                     IngestError, MissingDependencyError, ModelNotFoundError, PromptError, QueryError, RagError)
+from .indexing import IndexReport
+from .retrieve import Filters
+from .types import Answer, Article, Chunk, Citation, Hit, Sentence
+
+__all__ = [
+    "Answer", "Article", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
+    "IndexBusyError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
+    "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
+    "Sentence", "Settings", "build_index", "index_info", "search",
+]

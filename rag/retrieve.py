@@ -1,0 +1,144 @@
+"""Question → ranked Hits: dense (FAISS) and BM25 (FTS5) candidates, reciprocal-rank fusion, rerank, caps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .config import Settings
+from .embed import Embedder
+from .errors import MissingDependencyError, ModelNotFoundError, QueryError
+from .store import Store
+from .types import Hit
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict retrieval to some articles (by id or title words) and/or a date range (ISO dates)."""
+
+    article_ids: tuple[str, ...] = ()
+    titles: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.article_ids or self.titles or self.date_from or self.date_to)
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]: ...
+
+
+class CrossEncoderReranker:
+    """A local sentence-transformers cross-encoder (no model ships on PyPI, so the user points at one)."""
+
+    def __init__(self, path: str, *, threads: int = 0) -> None:
+        from pathlib import Path
+
+        if not Path(path).is_dir():
+            raise ModelNotFoundError(f"reranker folder {path!r} does not exist; set RAG_RERANKER_PATH to a "
+                                     "local cross-encoder folder, or unset it to skip reranking")
+        try:
+            from sentence_transformers import CrossEncoder
+        except ImportError:
+            raise MissingDependencyError("sentence-transformers is not installed. Run: pip install -e '.[models]'")
+        self.name = Path(path).name
+        self._model = CrossEncoder(path, device="cpu", local_files_only=True)
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        return [float(s) for s in self._model.predict([(question, p) for p in passages])]
+
+
+def prepare_question(question: str, max_chars: int) -> tuple[str, str | None]:
+    """The question stripped and cut to max_chars, and a note when it had to be cut."""
+    text = " ".join((question or "").split())
+    if not text:
+        raise QueryError("the question is empty; type a question about the articles")
+    if len(text) > max_chars:
+        cut = text[:max_chars].rsplit(" ", 1)[0] or text[:max_chars]
+        return cut, f"the question was {len(text):,} characters; only the first {len(cut):,} were used"
+    return text, None
+
+
+def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int) -> dict[int, float]:
+    """Reciprocal-rank fusion: each list adds weight / (k + rank) to the items it ranks."""
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return scores
+
+
+def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_article_cap: int,
+           vectors: np.ndarray | None = None, relevance: Sequence[float] | None = None,
+           mmr_lambda: float = 1.0) -> list[int]:
+    """Pick top_k from a ranked list, at most per_article_cap per article, optionally with MMR diversity."""
+    chosen: list[int] = []
+    per_article: dict[str, int] = {}
+    remaining = list(range(len(order)))
+    use_mmr = vectors is not None and relevance is not None and mmr_lambda < 1.0 and len(order) > 1
+    if use_mmr:
+        assert relevance is not None and vectors is not None
+        rel = np.asarray(relevance, dtype=np.float32)
+        rel = (rel - rel.min()) / (float(rel.max() - rel.min()) or 1.0)
+    while remaining and len(chosen) < top_k:
+        if use_mmr and chosen:
+            picked_idx = [order.index(c) for c in chosen]
+            sim = (vectors[remaining] @ vectors[picked_idx].T).max(axis=1)  # type: ignore[index]
+            mmr = mmr_lambda * rel[remaining] - (1 - mmr_lambda) * sim
+            ranked = [remaining[i] for i in np.argsort(-mmr, kind="stable")]
+        else:
+            ranked = remaining
+        for idx in ranked:
+            article = article_of[order[idx]]
+            remaining.remove(idx)
+            if per_article.get(article, 0) < per_article_cap:
+                per_article[article] = per_article.get(article, 0) + 1
+                chosen.append(order[idx])
+                break
+    return chosen
+
+
+def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings, *,
+             filters: Filters | None = None, reranker: Reranker | None = None, mode: str = "hybrid",
+             top_k: int | None = None) -> tuple[Hit, ...]:
+    """The top_k passages for question, best first; mode is "hybrid", "dense" or "lexical"."""
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
+    top_k = top_k or settings.top_k
+    text, _note = prepare_question(question, settings.max_question_chars)
+    allowed = store.allowed_rowids(**_filter_args(filters)) if filters else None
+    query_vec = embedder.embed_query(text) if mode != "lexical" else None
+    dense = store.search_dense(query_vec, settings.dense_candidates, allowed) if query_vec is not None else []
+    lexical = store.search_lexical(text, settings.lexical_candidates, allowed) if mode != "dense" else []
+    fused = fuse([[r for r, _ in dense], [r for r, _ in lexical]],
+                 [settings.dense_weight, settings.lexical_weight], settings.rrf_k)
+    order = sorted(fused, key=lambda r: -fused[r])
+    pool = order[: max(top_k * 4, 20)]
+    records = store.records(pool)
+    scores = {r: fused[r] for r in pool}
+    if reranker is not None and pool:
+        reranked = reranker.score(text, [records[r].chunk.text for r in pool])
+        scores = dict(zip(pool, reranked))
+        pool = sorted(pool, key=lambda r: -scores[r])
+    vectors = store.chunk_vectors(pool) if settings.mmr_lambda < 1.0 and pool else None
+    chosen = select(pool, {r: records[r].chunk.article_id for r in pool}, top_k, settings.per_article_cap,
+                    vectors, [scores[r] for r in pool], settings.mmr_lambda)
+    dense_of, lexical_of = dict(dense), dict(lexical)
+    if query_vec is not None and chosen:  # cosine for every hit, also those only BM25 found
+        dense_of.update(zip(chosen, (store.chunk_vectors(chosen) @ query_vec).tolist()))
+    return tuple(
+        Hit(chunk=records[r].chunk, score=scores[r], rank=i, title=records[r].title, source=records[r].source,
+            published=records[r].published, dense_score=dense_of.get(r), lexical_score=lexical_of.get(r))
+        for i, r in enumerate(chosen, 1)
+    )
+
+
+def _filter_args(filters: Filters) -> dict[str, object]:
+    return {"article_ids": filters.article_ids, "titles": filters.titles,
+            "date_from": filters.date_from, "date_to": filters.date_to}

@@ -1,0 +1,110 @@
+"""The data that flows through the pipeline: Article → Chunk → Hit → Citation → Answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    id: str  # first 16 hex digits of sha256(text): stable across rebuilds
+    title: str
+    text: str  # cleaned text (boilerplate removed); chunk offsets point into it
+    source: str  # file path as indexed, with "#L<n>" for a line of a .jsonl file
+    published: str | None = None  # ISO date "YYYY-MM-DD" when the article states one
+    language: str | None = None  # ISO 639-1 code, e.g. "en", "zh"
+    url: str | None = None
+    sha256: str = ""  # of the cleaned text
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str  # "<article_id>-007", stable across rebuilds
+    article_id: str
+    text: str
+    start: int  # offsets into Article.text: article.text[start:end] == text
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    chunk: Chunk
+    score: float  # higher is better; fused score after reciprocal-rank fusion
+    rank: int  # 1-based
+    title: str = ""
+    source: str = ""
+    published: str | None = None
+    dense_score: float | None = None  # cosine similarity, when the dense retriever found it
+    lexical_score: float | None = None  # BM25 (higher is better), when FTS5 found it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
+            "lexical_score": None if self.lexical_score is None else round(self.lexical_score, 6),
+            "article_id": self.chunk.article_id,
+            "title": self.title,
+            "source": self.source,
+            "published": self.published,
+            "chunk_id": self.chunk.id,
+            "start": self.chunk.start,
+            "end": self.chunk.end,
+            "text": self.chunk.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    marker: int  # the n of "[n]" in Answer.text
+    chunk_id: str
+    article_id: str
+    title: str
+    source: str
+    start: int  # offsets of quote in the article text: article.text[start:end] == quote
+    end: int
+    quote: str
+    support: float  # 0..1, how well the quote supports the sentences that cite it
+    published: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    text: str
+    markers: tuple[int, ...]
+    supported: bool
+    support: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    refused: bool = False
+    sentences: tuple[Sentence, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    model: str = ""
+    standalone_question: str | None = None  # the rewritten question, for follow-ups
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON that evaluation scripts read; see README "Answer JSON"."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "text": self.text,
+            "refused": self.refused,
+            "citations": [asdict(c) for c in self.citations],
+            "sentences": [
+                {"text": s.text, "markers": list(s.markers), "supported": s.supported, "support": round(s.support, 4)}
+                for s in self.sentences
+            ],
+            "hits": [h.to_dict() for h in self.hits],
+            "timings": dict(self.timings),
+            "model": self.model,
+        }

@@ -1,0 +1,81 @@
+"""Small deterministic stand-ins for the models, so the fast tests need no weights."""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from rag.chunk import count_words
+
+
+class HashEmbedder:
+    """Bag of words hashed into 256 slots with crc32 (not the salted hash()), then normalised.
+
+    Texts that share words score higher, so ranking tests mean something; no two different word sets tie.
+    """
+
+    name = "hash-256"
+    dim = 256
+
+    def __init__(self, max_tokens: int = 128, delay: float = 0.0) -> None:
+        self.max_tokens = max_tokens
+        self.delay = delay  # seconds per embedded batch, to make a run long enough to interrupt
+        self.calls: list[int] = []  # number of texts per embed_documents call
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            vec[zlib.crc32(word.encode()) % self.dim] += 1.0
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return count_words(texts)
+
+    def embed_documents(self, texts: Sequence[str], progress: object = None) -> np.ndarray:
+        self.calls.append(len(texts))
+        if self.delay:
+            time.sleep(self.delay)
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+    @property
+    def embedded(self) -> int:
+        return sum(self.calls)
+
+
+class ScriptedGenerator:
+    """Returns queued replies, one per call, and records the prompts it was given."""
+
+    name = "scripted"
+
+    def __init__(self, replies: Sequence[str] = ()) -> None:
+        self.replies = list(replies)
+        self.prompts: list[str] = []
+        self.grammars: list[str | None] = []
+
+    def _next(self, prompt: str, grammar: str | None) -> str:
+        self.prompts.append(prompt)
+        self.grammars.append(grammar)
+        if not self.replies:
+            raise AssertionError("ScriptedGenerator ran out of replies")
+        return self.replies.pop(0)
+
+    def generate(self, prompt: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
+                 grammar: str | None = None) -> str:
+        return self._next(prompt, grammar)
+
+    def stream(self, prompt: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
+               grammar: str | None = None) -> Iterator[str]:
+        reply = self._next(prompt, grammar)
+        for piece in re.findall(r"\S+\s*|\s+", reply):
+            yield piece
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())

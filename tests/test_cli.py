@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.cli import main
+
+from .conftest import DATA, SEED_CORPUS
+
+RAG = [sys.executable, "-m", "rag.cli"]
+
+
+def test_errors_are_one_line_with_exit_code_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--index-dir", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no index at" in err and "rag index" in err
+    assert main(["index", str(tmp_path / "missing"), "--index-dir", str(tmp_path / "i")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_config_prints_settings_from_env(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RAG_TOP_K", "7")
+    assert main(["config"]) == 0
+    assert json.loads(capsys.readouterr().out)["top_k"] == 7
+    monkeypatch.setenv("RAG_TOP_K", "seven")
+    assert main(["config"]) == 1
+    assert "RAG_TOP_K" in capsys.readouterr().err
+
+
+@pytest.mark.models
+def test_index_info_search_on_seed_corpus(tmp_path: Path) -> None:
+    index = tmp_path / "idx"
+    run = subprocess.run(RAG + ["index", str(SEED_CORPUS), "--index-dir", str(index)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "2 added" in run.stdout and "embedding" in run.stderr  # summary on stdout, progress on stderr
+    again = subprocess.run(RAG + ["index", str(SEED_CORPUS), "--index-dir", str(index), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    summary = json.loads(again.stdout)
+    assert summary["chunks_embedded"] == 0 and summary["files"]["unchanged"] == 2
+    info = json.loads(subprocess.run(RAG + ["info", "--index-dir", str(index), "--json"], capture_output=True,
+                                     text=True, timeout=120).stdout)
+    assert info["counts"]["articles"] == 2 and info["embedder"] == {"name": "all-MiniLM-L6-v2", "dim": 384}
+    out = subprocess.run(RAG + ["search", "What was SenseTime's market capitalization at its IPO?", "--json",
+                                "--top-k", "3", "--index-dir", str(index)], capture_output=True, text=True,
+                         timeout=120)
+    hits = json.loads(out.stdout)
+    assert len(hits) == 3 and [h["rank"] for h in hits] == [1, 2, 3]
+    assert {"rank", "score", "article_id", "title", "source", "chunk_id", "start", "end", "text"} <= set(hits[0])
+    assert "16.5 billion" in hits[0]["text"]
+    assert hits[0]["source"].endswith("000_a7d993feac82c43b.txt")
+
+
+@pytest.mark.models
+def test_sigkill_mid_run_leaves_previous_index_complete(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for src in (DATA / "articles").glob("*.txt"):
+        (corpus / src.name).write_bytes(src.read_bytes())
+    index = tmp_path / "idx"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    assert subprocess.run(RAG + ["index", str(corpus), "--index-dir", str(index)], env=env,
+                          capture_output=True, timeout=300).returncode == 0
+    before = (index / "manifest.json").read_text()
+    for i in range(400):  # enough new text that embedding takes a while
+        (corpus / f"extra{i:03d}.txt").write_text(f"Council meeting {i}\n\n" + (
+            f"The council of district {i} discussed the new budget for roads, parks and schools. " * 12))
+    proc = subprocess.Popen(RAG + ["index", str(corpus), "--index-dir", str(index)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 240
+    for line in proc.stderr:
+        if line.startswith("embedding") or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (index / "manifest.json").read_text() == before
+    assert list(index.glob("gen-*.tmp")), "the killed run should have been writing a new generation"
+    info = json.loads(subprocess.run(RAG + ["info", "--index-dir", str(index), "--json"], capture_output=True,
+                                     text=True, timeout=120).stdout)
+    assert info["counts"]["articles"] == 5
+    out = subprocess.run(RAG + ["search", "volcano eruption near Grindavik", "--json", "--index-dir", str(index)],
+                         capture_output=True, text=True, timeout=120)
+    hits = json.loads(out.stdout)
+    assert hits and "Grindavik" in hits[0]["text"]
