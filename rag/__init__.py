@@ -3,7 +3,8 @@
 `import rag` is light: torch, llama_cpp and gradio load only when a model or the UI is used.
 """
 
-from .api import Pipeline, build_index, index_info, search
+from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
+from .cite import NO_ANSWER
 from .config import Settings
 from .errors import (ConfigError, GenerationError, IndexBusyError, IndexMismatchError, IndexNotFoundError,
                      IngestError, MissingDependencyError, ModelNotFoundError, PromptError, QueryError, RagError)
@@ -15,5 +16,5 @@ __all__ = [
     "Answer", "Article", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
     "IndexBusyError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
-    "Sentence", "Settings", "build_index", "index_info", "search",
+    "NO_ANSWER", "Sentence", "Settings", "StreamEvent", "ask", "build_index", "index_info", "search",
 ]

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
+from .cite import NO_ANSWER, cite, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
+from .generate import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar, line_grammar
 from .indexing import IndexReport, Log, run_index
-from .retrieve import CrossEncoderReranker, Filters, Reranker, retrieve
+from .models import model_name, resolve_llm_path
+from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
 from .store import Store, read_manifest
 from .types import Answer, Hit
+
+# What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
+StreamEvent = Union[tuple[Hit, ...], str, Answer]
+History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -48,6 +57,7 @@ class Pipeline:
         self._reranker = reranker
         self._store: Store | None = None
         self._lock = threading.RLock()  # the models are not re-entrant: one question at a time
+        self.prompts = Prompts(self.settings.prompts_dir)  # placeholders checked now, not mid-answer
         if reranker is None and self.settings.reranker_path:
             self._reranker = CrossEncoderReranker(self.settings.reranker_path, threads=self.settings.threads)
 
@@ -56,6 +66,24 @@ class Pipeline:
         if self._embedder is None:
             self._embedder = load_embedder(self.settings)
         return self._embedder
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            s = self.settings
+            if s.llm_url:
+                self._generator = OpenAICompatibleGenerator(s.llm_url, model=s.llm_api_model)
+            else:
+                path = resolve_llm_path(s.llm_path, s.cache_dir, log=lambda m: print(m, file=sys.stderr))
+                self._generator = LlamaCppGenerator(path, n_ctx=s.llm_context, threads=s.threads,
+                                                    name=model_name(s.llm_path))
+        return self._generator
+
+    @property
+    def model_name(self) -> str:
+        if self._generator is not None:
+            return self._generator.name
+        return self.settings.llm_api_model if self.settings.llm_url else model_name(self.settings.llm_path)
 
     @property
     def store(self) -> Store:
@@ -75,6 +103,81 @@ class Pipeline:
             return retrieve(question, self.store, self.embedder, self.settings, filters=filters,
                             reranker=self._reranker, mode=mode, top_k=top_k)
 
+    def ask(self, question: str, *, history: History | None = None, filters: Filters | None = None) -> Answer:
+        """A cited answer (or refused=True with the NO_ANSWER sentence)."""
+        answer = None
+        for event in self.stream(question, history=history, filters=filters):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, *, history: History | None = None,
+               filters: Filters | None = None) -> Iterator[StreamEvent]:
+        """Yields the retrieved hits, then the answer text as it is generated, then the final Answer."""
+        with self._lock:
+            yield from self._stream(question, history, filters)
+
+    def _stream(self, question: str, history: History | None, filters: Filters | None) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        s = self.settings
+        text, note = prepare_question(question, s.max_question_chars)
+        timings: dict[str, float] = {}
+        standalone = self._standalone(text, history) if history else text
+        if history:
+            timings["rewrite_s"] = round(time.perf_counter() - started, 3)
+        t = time.perf_counter()
+        hits = retrieve(standalone, self.store, self.embedder, s, filters=filters, reranker=self._reranker)
+        timings["retrieval_s"] = round(time.perf_counter() - t, 3)
+        yield hits
+
+        def finish(answer_text: str, refused: bool, **extra: Any) -> Answer:
+            timings["total_s"] = round(time.perf_counter() - started, 3)
+            return Answer(question=question, text=answer_text, refused=refused, hits=hits, timings=timings,
+                          model=self.model_name, standalone_question=standalone if history else None,
+                          note=note, **extra)
+
+        if not self._relevant(standalone, hits):
+            yield finish(NO_ANSWER, True)  # nothing relevant: the model is not called
+            return
+        t = time.perf_counter()
+        passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
+                                  max_passages=s.context_passages)
+        messages = [
+            {"role": "system", "content": self.prompts.render("system.txt", no_answer=NO_ANSWER)},
+            {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
+                                                             question=standalone)},
+        ]
+        timings["context_s"] = round(time.perf_counter() - t, 3)
+        timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
+        pieces: list[str] = []
+        t = time.perf_counter()
+        for piece in self.generator.stream(messages, max_tokens=s.max_answer_tokens,
+                                           grammar=answer_grammar(len(passages), NO_ANSWER)):
+            if not pieces:
+                timings["ttft_s"] = round(time.perf_counter() - started, 3)
+            pieces.append(piece)
+            yield piece
+        timings["generation_s"] = round(time.perf_counter() - t, 3)
+        answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support)
+        yield finish(answer_text, refused, sentences=sentences, citations=citations)
+
+    def _relevant(self, question: str, hits: Sequence[Hit]) -> bool:
+        """Is anything retrieved close enough to ask the model? (cosine, or most content words present)"""
+        if not hits:
+            return False
+        best_dense = max((h.dense_score or 0.0) for h in hits)
+        asked = set(content_words(question))
+        best_overlap = max((len(asked & set(content_words(h.chunk.text))) / (len(asked) or 1)) for h in hits)
+        return best_dense >= self.settings.min_dense_score or best_overlap >= 0.5
+
+    def _standalone(self, question: str, history: History) -> str:
+        """The follow-up rewritten as a question that stands alone, using the last turns."""
+        turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in list(history)[-3:])
+        messages = [{"role": "user", "content": self.prompts.render("rewrite.txt", history=turns, question=question)}]
+        rewritten = self.generator.generate(messages, max_tokens=60, grammar=line_grammar()).strip()
+        return rewritten or question
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -84,6 +187,12 @@ class Pipeline:
 @lru_cache(maxsize=4)
 def _cached_pipeline(settings: Settings) -> Pipeline:
     return Pipeline(settings)
+
+
+def ask(question: str, *, history: History | None = None, settings: Settings | None = None,
+        filters: Filters | None = None) -> Answer:
+    """A cited answer from the index at settings.index_dir; models are loaded once per settings value."""
+    return _cached_pipeline(settings or Settings.from_env()).ask(question, history=history, filters=filters)
 
 
 def search(question: str, *, settings: Settings | None = None, filters: Filters | None = None,

@@ -93,6 +93,41 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_index_dir(corpus: Path) -> Path:
+    """Where `rag eval` keeps the index of a corpus: index/eval-<folder>-<hash of its path>."""
+    import hashlib
+
+    resolved = corpus.expanduser().resolve()
+    return Path("index") / f"eval-{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import Pipeline, build_index
+    from .eval import load_questions, score_answers, score_retrieval
+
+    questions = load_questions(args.questions, limit=args.limit)
+    index_dir = args.index_dir or eval_index_dir(args.corpus)
+    settings = Settings.from_env(index_dir=index_dir, top_k=args.top_k)
+    progress = _Progress()
+    pipeline = Pipeline(settings)
+    report = build_index(args.corpus, settings=settings, embedder=pipeline.embedder, log=progress)
+    progress.done()
+    _stderr(report.summary().splitlines()[1])
+    started = time.perf_counter()
+    if args.retrieval_only:
+        result = score_retrieval(questions, lambda q: pipeline.retrieve(q, mode=args.mode, top_k=max(10, args.top_k or 0)))
+    else:
+        result = score_answers(questions, pipeline.ask, min_support=settings.min_support, progress=_stderr)
+    result.summary["seconds"] = round(time.perf_counter() - started, 1)
+    result.summary["mode"] = args.mode if args.retrieval_only else "answer"
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        _stderr(f"wrote {args.json}")
+    print(result.table())
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2))
     return 0
@@ -123,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_filters(p)
     p.set_defaults(func=cmd_search)
+
+    p = with_index(sub.add_parser("eval", help="score a question set (answers, citations, retrieval, latency)"))
+    p.add_argument("questions", type=Path, help="JSON Lines question set (see README)")
+    p.add_argument("--corpus", type=Path, required=True, help="the folder of articles the questions are about")
+    p.add_argument("--json", type=Path, help="write summary and per-question rows to this file")
+    p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no language model)")
+    p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid", help="with --retrieval-only")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("config", help="print the settings in effect"))
     p.set_defaults(func=cmd_config)

@@ -53,6 +53,9 @@ class Settings:
     rrf_k: int = 60  # reciprocal-rank-fusion constant: score = sum(w / (rrf_k + rank))
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
+    rescore_candidates: int = 50  # fused candidates rescored with the number and answer-type bonuses
+    number_weight: float = 0.2  # bonus for passages holding the question's numbers (years, quarters)
+    answer_type_weight: float = 0.1  # bonus for passages holding the kind of answer asked for (date, amount, name)
     per_article_cap: int = 2  # at most this many passages from one article
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
     ann_threshold: int = 200_000  # chunks above which vectors go into an IVF index
@@ -61,6 +64,7 @@ class Settings:
 
     # answering
     context_sentences: int = 6  # sentences shown to the model, picked from the top passages
+    context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
     min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
 
@@ -70,8 +74,8 @@ class Settings:
             if not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         positive = ("embed_batch_size", "llm_context", "max_answer_tokens", "max_file_bytes", "chunk_tokens",
-                    "top_k", "dense_candidates", "lexical_candidates", "rrf_k", "per_article_cap",
-                    "ann_threshold", "ivf_nprobe", "max_question_chars", "context_sentences")
+                    "top_k", "dense_candidates", "lexical_candidates", "rrf_k", "per_article_cap", "rescore_candidates",
+                    "ann_threshold", "ivf_nprobe", "max_question_chars", "context_sentences", "context_passages")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -85,7 +89,7 @@ class Settings:
             )
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"setting mmr_lambda={self.mmr_lambda} must be between 0 and 1")
-        for name in ("dense_weight", "lexical_weight", "min_support"):
+        for name in ("dense_weight", "lexical_weight", "min_support", "number_weight", "answer_type_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)} must not be negative")
 

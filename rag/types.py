@@ -90,6 +90,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     model: str = ""
     standalone_question: str | None = None  # the rewritten question, for follow-ups
+    note: str | None = None  # e.g. that an over-long question was truncated
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON that evaluation scripts read; see README "Answer JSON"."""
@@ -97,6 +98,7 @@ class Answer:
             "schema_version": SCHEMA_VERSION,
             "question": self.question,
             "standalone_question": self.standalone_question,
+            "note": self.note,
             "text": self.text,
             "refused": self.refused,
             "citations": [asdict(c) for c in self.citations],

@@ -1,0 +1,163 @@
+"""Generator protocol, the llama.cpp and OpenAI-compatible adapters, prompt files and the answer grammar."""
+
+from __future__ import annotations
+
+import json
+import string
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .errors import GenerationError, MissingDependencyError, PromptError
+
+Message = dict[str, str]
+
+# Every prompt file, and the placeholders the code fills in; checked when a Pipeline starts.
+PROMPT_FIELDS: dict[str, frozenset[str]] = {
+    "system.txt": frozenset({"no_answer"}),
+    "answer.txt": frozenset({"passages", "question"}),
+    "rewrite.txt": frozenset({"history", "question"}),
+}
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str: ...
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int,
+               grammar: str | None = None) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class Prompts:
+    """The templates in prompts/, with their placeholders checked against what the code supplies."""
+
+    def __init__(self, folder: Path) -> None:
+        self.templates: dict[str, string.Template] = {}
+        for name, expected in PROMPT_FIELDS.items():
+            path = Path(folder) / name
+            try:
+                template = string.Template(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise PromptError(f"prompt file {path} is missing; restore it or set RAG_PROMPTS_DIR") from None
+            found = {m.group("named") or m.group("braced") for m in template.pattern.finditer(template.template)
+                     if m.group("named") or m.group("braced")}
+            if found != expected:
+                unknown, missing = sorted(found - expected), sorted(expected - found)
+                raise PromptError(
+                    f"prompt {path} has placeholders {sorted(found)}; it must use exactly {sorted(expected)}"
+                    + (f" (unknown: {unknown})" if unknown else "") + (f" (missing: {missing})" if missing else "")
+                )
+            self.templates[name] = template
+
+    def render(self, name: str, **values: str) -> str:
+        return render_prompt(self.templates[name], **values)
+
+
+def render_prompt(template: string.Template, **values: str) -> str:
+    """Fill a template; a placeholder without a value is a PromptError, not a silent "$name"."""
+    try:
+        return template.substitute(values)
+    except KeyError as exc:
+        raise PromptError(f"prompt placeholder ${exc.args[0]} has no value") from None
+
+
+def _gbnf_literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def answer_grammar(n_passages: int, no_answer: str, *, max_claims: int = 3, max_chars: int = 300) -> str:
+    """GBNF for the answer: NO_ANSWER, or 1..max_claims one-line sentences each ending in citations of
+    passages 1..n_passages. No newlines, bounded length: a small model cannot run on to max_tokens."""
+    numbers = " | ".join(_gbnf_literal(str(i)) for i in range(1, n_passages + 1))
+    return "\n".join([
+        f"root ::= refusal | claim (\" \" claim){{0,{max_claims - 1}}}",
+        f"refusal ::= {_gbnf_literal(no_answer)}",
+        f"claim ::= [^\\[\\]\\n ] [^\\[\\]\\n]{{1,{max_chars}}} cite cite? \".\"",
+        "cite ::= \" [\" num \"]\"",
+        f"num ::= {numbers}",
+    ])
+
+
+def line_grammar(max_chars: int = 200) -> str:
+    """GBNF for one line of text (used for the follow-up rewrite)."""
+    return f"root ::= [^\\n]{{1,{max_chars}}}"
+
+
+class LlamaCppGenerator:
+    """A local GGUF model through llama-cpp-python; its chat template is read from the file."""
+
+    def __init__(self, model_path: Path, *, n_ctx: int = 2048, threads: int = 0, name: str | None = None) -> None:
+        try:
+            import llama_cpp
+        except ImportError:
+            raise MissingDependencyError("llama-cpp-python is not installed. Run: pip install -e '.[models]'") from None
+        self._llama_cpp = llama_cpp
+        self.name = name or Path(model_path).stem
+        kwargs: dict[str, Any] = {"n_ctx": n_ctx, "verbose": False, "n_batch": 512}
+        if threads:
+            kwargs.update(n_threads=threads, n_threads_batch=threads)
+        try:
+            self._llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
+        except (ValueError, RuntimeError) as exc:
+            raise GenerationError(f"llama.cpp could not load {model_path}: {exc}; is it a GGUF model?") from None
+
+    def _grammar(self, grammar: str | None) -> Any:
+        return self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> Iterator[str]:
+        chunks = self._llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens, temperature=0.0,
+                                                  grammar=self._grammar(grammar), stream=True)
+        for chunk in chunks:
+            delta = chunk["choices"][0].get("delta", {}).get("content")  # type: ignore[index,union-attr]
+            if delta:
+                yield delta
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+class OpenAICompatibleGenerator:
+    """Any server speaking the OpenAI chat API (llama.cpp server, vLLM, Ollama), found by URL."""
+
+    def __init__(self, url: str, *, model: str = "default", timeout: float = 120.0) -> None:
+        base = url.rstrip("/")
+        self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+        self.model, self.timeout = model, timeout
+        self.name = f"{model}@{base}"
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> Iterator[str]:
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens,
+                                "temperature": 0.0, "stream": True}
+        if grammar:
+            body["grammar"] = grammar  # llama.cpp server; other servers ignore it and cite.py filters markers
+        request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                for raw in response:
+                    line = raw.decode("utf-8").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        yield delta
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise GenerationError(f"the model server at {self.endpoint} failed: {exc}; is it running?") from None
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)  # the server does not say; ~4 characters per token for English
