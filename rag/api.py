@@ -159,7 +159,8 @@ class Pipeline:
             pieces.append(piece)
             yield piece
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support)
+        answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support,
+                                                         question=standalone)
         yield finish(answer_text, refused, sentences=sentences, citations=citations)
 
     def _relevant(self, question: str, hits: Sequence[Hit]) -> bool:

@@ -22,6 +22,8 @@ _STOP = frozenset(
     "there these those they we he she his her them our can could would should may might also not no yes said "
     "says according much many".split())
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+# "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
+_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}|.{0,2}", re.S)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
     for i, hit in enumerate(hits[:max_passages]):
         for s, e in split_sentences(hit.chunk.text):
             key = (hit.chunk.article_id, hit.chunk.start + s)
-            if e - s > 1 and key not in seen:
+            text = hit.chunk.text[s:e]
+            if key not in seen and text != hit.title and not _DATE_LINE.fullmatch(text):
                 seen.add(key)
                 candidates.append((i, s, e))
     if not candidates:
@@ -90,17 +93,17 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
               + 0.15 * answer_prior(question, t) + 0.05 / (i + 1)
               for (i, _, _), t, tt, sim in zip(candidates, texts, titled, np.asarray(sims).tolist())]
     best = sorted(range(len(candidates)), key=lambda k: -scores[k])[:max_sentences]
-    passages = []
-    for i in sorted({candidates[k][0] for k in best}):
-        spans = tuple(sorted((candidates[k][1], candidates[k][2]) for k in best if candidates[k][0] == i))
-        passages.append(Passage(number=len(passages) + 1, hit=hits[i], spans=spans))
-    return passages
+    # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right
+    # number far more often when each [n] is a single sentence than when [n] joins several with "…".
+    best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))
+    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),))
+            for n, k in enumerate(best, 1)]
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
     lines = []
     for p in passages:
-        title = " ".join(p.hit.title.split()[:10])
+        title = " ".join(p.hit.title.split()[:6])
         meta = f"{title}, {p.hit.published}" if p.hit.published else title
         lines.append(f"[{p.number}] ({meta}) {p.text}")
     return "\n".join(lines)
@@ -127,28 +130,33 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return fixed
 
 
-def best_support(claim: str, hit: Hit) -> tuple[float, int, int]:
-    """(support 0..1, start, end): the window of one or two sentences of the chunk that best supports the
-    claim — the share of the claim's content words it holds, halved when a number of the claim is missing."""
+def best_support(claim: str, hit: Hit, question: str = "") -> tuple[float, int, int]:
+    """(support 0..1, start, end): the window of one to three sentences of the chunk that best supports the
+    claim — the share of the claim's content words it holds, halved when a number of the claim is missing,
+    or when the window lacks what the question asks about ("Who founded X?" answered from a passage that
+    names someone but says nothing of founding)."""
     words = content_words(_MARKER.sub("", claim))
+    asked = set(content_words(question)) & set(words)
     text = hit.chunk.text
     spans = split_sentences(text) or [(0, len(text))]
     best = (0.0, spans[0][0], spans[0][1])
     numbers = [w for w in words if any(ch.isdigit() for ch in w)]
-    for size in (1, 2):
+    for size in (1, 2, 3):
         for i in range(len(spans) - size + 1):
             start, end = spans[i][0], spans[i + size - 1][1]
             window = text[start:end]
-            score = _recall(words, window)
             have = set(content_words(window))
+            score = sum(w in have for w in words) / len(words) if words else 0.0
             if any(n not in have for n in numbers):
+                score *= 0.5
+            if asked and sum(w in have for w in asked) < 2 * len(asked) / 3:
                 score *= 0.5
             if score > best[0] + 1e-9:
                 best = (score, start, end)
     return best
 
 
-def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5
+def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, question: str = ""
          ) -> tuple[str, tuple[Sentence, ...], tuple[Citation, ...], bool]:
     """(answer text, sentences, citations, refused) from the model's raw text and the passages it saw."""
     raw = " ".join(text.split())
@@ -159,14 +167,27 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5
     raw = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in by_number else "", raw)
     sentences: list[Sentence] = []
     spans: dict[int, list[tuple[float, int, int]]] = {}
+    pieces: list[str] = []
     for sentence, markers in split_claims(raw):
         markers = tuple(dict.fromkeys(markers))  # keep order, drop repeats
-        scored = [(m, best_support(sentence, by_number[m].hit)) for m in markers]
+        scored = [(m, best_support(sentence, by_number[m].hit, question)) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
+        recited = False
+        if support < min_support:
+            # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
+            # to the shown passage that does support it, rather than drop a true, checkable claim.
+            alternatives = [(p.number, best_support(sentence, p.hit, question)) for p in passages]
+            number, window = max(alternatives, key=lambda a: a[1][0], default=(0, (0.0, 0, 0)))
+            if window[0] >= min_support:
+                scored, support, recited = [(number, window)], window[0], True
+                markers = (number,)
+                sentence = _MARKER.sub("", sentence).rstrip(" .") + f" [{number}]."
         for m, window in scored:
             spans.setdefault(m, []).append(window)
+        pieces.append(sentence.strip())
         sentences.append(Sentence(text=sentence.strip(), markers=markers, supported=support >= min_support,
-                                  support=support))
+                                  support=support, recited=recited))
+    raw = " ".join(pieces)
     if not any(s.supported for s in sentences):
         return NO_ANSWER, tuple(sentences), (), True
     citations = []

@@ -128,6 +128,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .api import Pipeline
+    from .types import Answer
+
+    pipeline = Pipeline(_settings(args))
+    answer: Answer | None = None
+    for event in pipeline.stream(args.question, filters=_filters(args)):
+        if isinstance(event, Answer):
+            answer = event
+        elif isinstance(event, str) and not args.json:
+            print(event, end="", flush=True)  # the answer as it is written
+    assert answer is not None
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print("\r\033[K" + answer.text if sys.stdout.isatty() else "\n" + answer.text)
+    for c in answer.citations:
+        print(f"  [{c.marker}] {c.title} ({c.published or 'no date'}; {Path(c.source).name}, chars {c.start}-{c.end})")
+        print(f"      “{c.quote}”")
+    for s in answer.sentences:
+        if not s.supported:
+            print(f"  unverified: {s.text}")
+    if answer.note:
+        print(f"  note: {answer.note}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Start the Gradio app (ui/app.py) in this process's place; the library never imports the UI."""
+    import os
+
+    from .config import PACKAGE_DIR
+
+    app = PACKAGE_DIR.parent / "ui" / "app.py"
+    if not app.is_file():
+        _stderr(f"error: the chat app {app} is missing; run rag chat from a checkout of the repository")
+        return 1
+    argv = [sys.executable, str(app), "--host", args.host, "--port", str(args.port)]
+    if args.index_dir:
+        argv += ["--index-dir", str(args.index_dir)]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2))
     return 0
@@ -158,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_filters(p)
     p.set_defaults(func=cmd_search)
+
+    p = with_index(sub.add_parser("ask", help="a cited answer to a question"))
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print Answer.to_dict() (schema-versioned JSON)")
+    _add_filters(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = with_index(sub.add_parser("chat", help="open the browser chat on the index"))
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on; 0.0.0.0 exposes it to the network")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_chat)
 
     p = with_index(sub.add_parser("eval", help="score a question set (answers, citations, retrieval, latency)"))
     p.add_argument("questions", type=Path, help="JSON Lines question set (see README)")

@@ -77,6 +77,7 @@ class Sentence:
     markers: tuple[int, ...]
     supported: bool
     support: float = 0.0
+    recited: bool = False  # the model cited another passage; cite.py re-pointed it to the supporting one
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,8 @@ class Answer:
             "refused": self.refused,
             "citations": [asdict(c) for c in self.citations],
             "sentences": [
-                {"text": s.text, "markers": list(s.markers), "supported": s.supported, "support": round(s.support, 4)}
+                {"text": s.text, "markers": list(s.markers), "supported": s.supported, "support": round(s.support, 4),
+                 "recited": s.recited}
                 for s in self.sentences
             ],
             "hits": [h.to_dict() for h in self.hits],

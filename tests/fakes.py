@@ -51,31 +51,33 @@ class HashEmbedder:
 
 
 class ScriptedGenerator:
-    """Returns queued replies, one per call, and records the prompts it was given."""
+    """Returns queued replies, one per call, and records the messages and grammar it was given."""
 
     name = "scripted"
 
     def __init__(self, replies: Sequence[str] = ()) -> None:
         self.replies = list(replies)
-        self.prompts: list[str] = []
+        self.calls: list[list[dict[str, str]]] = []
         self.grammars: list[str | None] = []
 
-    def _next(self, prompt: str, grammar: str | None) -> str:
-        self.prompts.append(prompt)
+    def _next(self, messages: Sequence[dict[str, str]], grammar: str | None) -> str:
+        self.calls.append(list(messages))
         self.grammars.append(grammar)
         if not self.replies:
-            raise AssertionError("ScriptedGenerator ran out of replies")
+            raise AssertionError("ScriptedGenerator was called more often than the test expected")
         return self.replies.pop(0)
 
-    def generate(self, prompt: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
+    def generate(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
                  grammar: str | None = None) -> str:
-        return self._next(prompt, grammar)
+        return self._next(messages, grammar)
 
-    def stream(self, prompt: str, *, max_tokens: int = 128, stop: Sequence[str] = (),
+    def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
                grammar: str | None = None) -> Iterator[str]:
-        reply = self._next(prompt, grammar)
-        for piece in re.findall(r"\S+\s*|\s+", reply):
-            yield piece
+        yield from re.findall(r"\S+\s*", self._next(messages, grammar))
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    @property
+    def last_user_message(self) -> str:
+        return self.calls[-1][-1]["content"]

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
+from rag.cite import Passage, cite, split_claims
+from rag.config import DEFAULT_PROMPTS_DIR, Settings
+from rag.errors import PromptError, QueryError
+from rag.generate import PROMPT_FIELDS, Prompts, answer_grammar
+from rag.types import Chunk, Hit
+
+from .fakes import HashEmbedder, ScriptedGenerator
+
+
+@pytest.fixture
+def indexed(articles_dir: Path, settings: Settings) -> Settings:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    return settings
+
+
+def _pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, ScriptedGenerator]:
+    gen = ScriptedGenerator(replies)
+    return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen
+
+
+def _shown_numbers(gen: ScriptedGenerator) -> set[int]:
+    return {int(n) for n in re.findall(r"^\[(\d+)\]", gen.last_user_message, flags=re.M)}
+
+
+def test_prompt_files_use_exactly_the_placeholders_the_code_fills(tmp_path: Path) -> None:
+    prompts = Prompts(DEFAULT_PROMPTS_DIR)
+    for name, fields in PROMPT_FIELDS.items():
+        rendered = prompts.render(name, **{f: f"<{f}>" for f in fields})
+        assert "$" not in rendered.replace("$no_answer", "") and all(f"<{f}>" in rendered for f in fields)
+    bad = tmp_path / "prompts"
+    shutil.copytree(DEFAULT_PROMPTS_DIR, bad)
+    (bad / "answer.txt").write_text("Passages: $passages\nQuestion: $questoin\n")
+    with pytest.raises(PromptError, match="questoin"):
+        Prompts(bad)
+    (bad / "answer.txt").unlink()
+    with pytest.raises(PromptError, match="missing"):
+        Pipeline(Settings(prompts_dir=bad), embedder=HashEmbedder(), generator=ScriptedGenerator())
+
+
+def test_cited_answer_points_into_the_article(indexed: Settings) -> None:
+    pipeline, gen = _pipeline(indexed, "The eruption began on the Reykjanes peninsula near Grindavik [1].")
+    answer = pipeline.ask("Where did the volcanic eruption begin in Iceland?")
+    assert not answer.refused and answer.citations
+    hit_ids = {h.chunk.id for h in answer.hits}
+    for c in answer.citations:
+        assert c.chunk_id in hit_ids
+        article = pipeline.store.article(c.article_id)
+        assert article is not None and article.text[c.start:c.end] == c.quote
+        assert "Grindavik" in c.quote and c.support >= indexed.min_support
+    assert answer.sentences[0].supported and answer.sentences[0].markers == (1,)
+    assert gen.grammars[0] == answer_grammar(len(_shown_numbers(gen)), NO_ANSWER)
+    system = gen.calls[0][0]["content"]
+    assert NO_ANSWER in system  # code and prompt share the one sentence
+
+
+def test_nothing_relevant_refuses_without_calling_the_model(indexed: Settings) -> None:
+    # the hashing fake gives unrelated words a cosine up to ~0.35 through slot collisions: gate above that
+    pipeline, gen = _pipeline(indexed.replace(min_dense_score=0.6))  # no replies: a call would fail the test
+    answer = pipeline.ask("zzzz qqqq xxyyzz")
+    assert answer.hits and answer.refused and answer.text == NO_ANSWER and not gen.calls
+    assert answer.to_dict()["refused"] is True
+    empty = pipeline.ask("Where did the volcano erupt?", filters=Filters(date_from="2999-01-01"))
+    assert not empty.hits and empty.refused and not gen.calls
+
+
+def test_model_refusal_and_unsupported_answers_are_refused(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, NO_ANSWER, "Penguins have invaded the capital city [1].")
+    assert pipeline.ask("Which chess player became world champion?").refused
+    answer = pipeline.ask("Which chess player became world champion?")
+    assert answer.refused and answer.text == NO_ANSWER
+    assert answer.sentences and not answer.sentences[0].supported  # kept for inspection, flagged
+
+
+def test_invented_markers_are_dropped_and_unsupported_claims_flagged(indexed: Settings) -> None:
+    pipeline, gen = _pipeline(indexed, "Ding Liren won the world chess championship in Astana [1][9]. "
+                                       "He also won an Olympic gold medal in swimming [1].")
+    answer = pipeline.ask("Who won the world chess championship in Astana?")
+    shown = _shown_numbers(gen)
+    assert 9 not in shown and "[9]" not in answer.text
+    assert {c.marker for c in answer.citations} <= shown
+    first, second = answer.sentences
+    assert first.supported and not second.supported
+
+
+def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    events = list(pipeline.stream("What did the thieves steal from the museum?"))
+    assert isinstance(events[0], tuple) and all(isinstance(h, Hit) for h in events[0])
+    assert all(isinstance(e, str) for e in events[1:-1]) and len(events) > 3
+    assert isinstance(events[-1], Answer) and "".join(events[1:-1]).strip() == events[-1].text
+    timings = events[-1].timings
+    assert {"retrieval_s", "ttft_s", "total_s", "prompt_tokens"} <= set(timings)
+
+
+def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
+    pipeline, gen = _pipeline(indexed, "How many gold coins did the thieves steal from the history museum?",
+                              "They stole 42 Roman gold coins [1].")
+    answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum.")])
+    assert "Was a museum robbed?" in gen.calls[0][0]["content"]  # the rewrite saw the conversation
+    assert answer.standalone_question == "How many gold coins did the thieves steal from the history museum?"
+    assert "museum" in answer.hits[0].title.lower()
+    assert "Question: How many gold coins" in gen.last_user_message
+
+
+def test_question_validation(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    with pytest.raises(QueryError, match="empty"):
+        pipeline.ask("   \n ")
+    answer = pipeline.ask("What did the thieves steal from the museum? " + "please " * 2000)
+    assert answer.note and "truncated" not in answer.note and "only the first" in answer.note
+
+
+def test_answer_json_schema(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, "A new road bridge opened to traffic on Monday morning [1].")
+    data = pipeline.ask("When did the new river bridge open to traffic?").to_dict()
+    assert data["schema_version"] == 1
+    assert {"question", "text", "refused", "citations", "sentences", "hits", "timings", "model"} <= set(data)
+    assert {"marker", "chunk_id", "article_id", "title", "source", "start", "end", "quote", "support"} \
+        <= set(data["citations"][0])
+    assert {"text", "markers", "supported"} <= set(data["sentences"][0])
+
+
+def test_split_claims_and_cite_units() -> None:
+    chunk = Chunk("a-000", "a", "The dam is 90 m tall. It holds 2 billion litres.", 10, 58)
+    hit = Hit(chunk=chunk, score=1.0, rank=1, title="Dam")
+    passages = [Passage(1, hit, ((0, 21),))]
+    assert split_claims("The dam is 90 m tall [1]. It holds water [1].") == [
+        ("The dam is 90 m tall [1].", (1,)), ("It holds water [1].", (1,))]
+    text, sentences, citations, refused = cite("The dam is 90 m tall [1].", passages)
+    assert not refused and citations[0].quote == "The dam is 90 m tall." and citations[0].start == 10
+    _, sentences, _, refused = cite("The dam is 75 m tall [1].", passages)
+    assert refused and sentences[0].support < 1.0  # a wrong number is not support

@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag import NO_ANSWER, Answer, Chunk, Citation, Hit, Pipeline, Sentence, Settings, build_index
+from ui.app import chat_turn, parse_filters, render_answer, render_sources, respond
+
+from .conftest import ROOT, SEED_CORPUS
+from .fakes import HashEmbedder, ScriptedGenerator
+
+APP = ROOT / "ui" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+MARKED = re.compile(r"<mark>(.*?)</mark>", re.S)
+
+
+@pytest.fixture
+def indexed(articles_dir: Path, settings: Settings) -> Settings:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    return settings
+
+
+def _pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, ScriptedGenerator]:
+    gen = ScriptedGenerator(replies)
+    return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen
+
+
+def test_sources_show_first_then_tokens_then_cited_answer(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    views = list(respond("What did the thieves steal from the museum?", [], pipeline))
+    first, final = views[0], views[-1]
+    assert "Thieves steal gold coins" in first.sources and "passages found" in first.sources
+    assert "Roman" not in first.answer and not first.text  # sources before any answer text
+    assert len(views) > 3 and any("42 Roman" in v.answer for v in views[1:-1])  # tokens streamed in between
+    assert final.text == "Thieves stole 42 Roman gold coins [1]."
+    assert "Thieves stole 42 Roman gold coins" in final.answer
+    assert '<a class="rag-cite" href="#src-1">[1]</a>' in final.answer
+    assert 'id="src-1"' in final.sources and "2021-02-22" in final.sources
+    assert "005_museum_robbery.txt" in final.sources and "tests/data" not in final.sources  # the file name
+    assert any("42 Roman gold coins" in quote for quote in MARKED.findall(final.sources))
+    assert final.sources.count('class="rag-source"') == 1  # only the cited source remains
+
+
+def test_unsupported_sentence_is_marked_unverified(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1]. "
+                                     "They also took a painting by Claude Monet [1].")
+    final = list(respond("What did the thieves steal from the museum?", [], pipeline))[-1]
+    assert final.answer.count("unverified</span>") == 1
+    shown = final.answer
+    assert shown.index("42 Roman") < shown.index("Monet") < shown.index("unverified</span>")
+
+
+def test_refused_answer_shows_the_sentence_and_no_sources(indexed: Settings) -> None:
+    pipeline, _ = _pipeline(indexed, NO_ANSWER)
+    final = list(respond("Which chess player became world champion?", [], pipeline))[-1]
+    assert NO_ANSWER in final.answer and "rag-cite" not in final.answer
+    assert "<mark>" not in final.sources and "rag-hit" not in final.sources
+    assert 'class="rag-source"' not in final.sources
+
+
+def test_library_errors_are_one_readable_line(tmp_path: Path, indexed: Settings) -> None:
+    missing, _ = _pipeline(Settings(index_dir=tmp_path / "nothing-here", cache_dir=tmp_path / "cache"))
+    views = list(respond("Where did the volcano erupt?", [], missing))
+    assert len(views) == 1 and "rag index" in views[0].answer and "Traceback" not in views[0].answer
+    assert "\n" not in views[0].answer and not views[0].text
+    pipeline, gen = _pipeline(indexed)
+    empty = list(respond("   ", [], pipeline))
+    assert len(empty) == 1 and "empty" in empty[0].answer and not gen.calls
+
+
+def test_follow_up_gets_the_plain_text_history(indexed: Settings) -> None:
+    pipeline, gen = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].",
+                              "Did police appeal for witnesses after the history museum robbery?",
+                              "Police appealed for witnesses who saw a dark van parked near the museum [1].")
+    *_, (_, chat, _, turns) = chat_turn(pipeline, "What did the thieves steal from the museum?", [], [])
+    assert turns == [("What did the thieves steal from the museum?",
+                      "Thieves stole 42 Roman gold coins [1].")]
+    *_, (box, chat, sources, turns) = chat_turn(pipeline, "Did police ask for witnesses?", chat, turns)
+    rewrite = gen.calls[1][0]["content"]
+    assert "What did the thieves steal from the museum?" in rewrite and "42 Roman gold coins [1]" in rewrite
+    assert "<" not in rewrite.split("What did the thieves", 1)[1]  # plain text, no HTML from the chat
+    assert box == "" and len(chat) == 4 and "dark van" in chat[-1]["content"] and "dark van" in sources
+    # Gradio's own message format gives the same plain-text turns
+    pipeline2, gen2 = _pipeline(indexed, "Did police appeal for witnesses after the museum robbery?",
+                                "No [1].")
+    gradio_chat = [{"role": "user", "content": [{"type": "text", "text": chat[0]["content"]}]},
+                   {"role": "assistant", "content": [{"type": "text", "text": chat[1]["content"]}]}]
+    list(respond("Did police ask for witnesses?", gradio_chat, pipeline2))
+    expected = ("User: What did the thieves steal from the museum?\n"
+                "Assistant: Thieves stole 42 Roman gold coins")
+    assert expected in gen2.calls[0][0]["content"]
+
+
+def test_filters_from_the_boxes(indexed: Settings) -> None:
+    assert parse_filters("", " ", None) is None
+    f = parse_filters("museum, chess ,", "2021-01-01", "2021-12-31")
+    assert f is not None and f.titles == ("museum", "chess")
+    assert (f.date_from, f.date_to) == ("2021-01-01", "2021-12-31")
+    for bad in (("", "2021-13-01", ""), ("", "yesterday", ""), ("", "2022-01-01", "2021-01-01")):
+        with pytest.raises(rag.RagError):
+            parse_filters(*bad)
+    pipeline, gen = _pipeline(indexed)
+    views = list(chat_turn(pipeline, "What did the thieves steal?", [], [], "", "2021-02-30", ""))
+    assert "2021-02-30" in views[-1][1][-1]["content"] and "YYYY-MM-DD" in views[-1][1][-1]["content"]
+    assert not gen.calls and views[-1][3] == []
+
+
+def test_article_text_is_escaped_and_quote_highlighted_in_its_passage() -> None:
+    text = "Intro <b>bold</b> & more. The dam is 90 m tall. Closing words."
+    chunk = Chunk("a-001", "a", text, 100, 100 + len(text))
+    hit = Hit(chunk=chunk, score=1.0, rank=1, title="Dams <script>alert(1)</script>", source="/x/y/dams.txt",
+              published="2020-05-01")
+    q_start = text.index("The dam")
+    cite = Citation(marker=2, chunk_id="a-001", article_id="a", title=hit.title, source=hit.source,
+                    start=100 + q_start, end=100 + q_start + len("The dam is 90 m tall."),
+                    quote="The dam is 90 m tall.", support=0.9, published="2020-05-01")
+    answer = Answer(question="How tall?", text="The dam is 90 m <tall> [2].", citations=(cite,), hits=(hit,),
+                    sentences=(Sentence("The dam is 90 m <tall> [2].", (2,), True, 0.9),), note="cut short")
+    sources, shown = render_sources(answer), render_answer(answer)
+    assert "<script>" not in sources and "&lt;script&gt;" in sources
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; more." in sources
+    assert "more. <mark>The dam is 90 m tall.</mark> Closing" in sources and 'id="src-2"' in sources
+    assert "dams.txt" in sources and "/x/y" not in sources
+    assert "&lt;tall&gt;" in shown and 'href="#src-2">[2]</a>' in shown and "cut short" in shown
+
+
+def test_app_imports_only_the_public_api() -> None:
+    tree = ast.parse(APP.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rag":
+            assert node.module == "rag", f"ui/app.py imports the submodule {node.module}"
+            assert {a.name for a in node.names} <= set(rag.__all__)
+        if isinstance(node, ast.Import):
+            assert not [a.name for a in node.names if a.name.startswith("rag.")]
+            if any(a.name == "gradio" for a in node.names):
+                assert isinstance(_enclosing_function(tree, node), ast.FunctionDef)
+    probe = "import sys, ui.app; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+
+
+def _enclosing_function(tree: ast.AST, target: ast.AST) -> ast.AST | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and any(child is target for child in ast.walk(node)):
+            return node
+    return None
+
+
+# ---------------------------------------------------------------- the real app in a real browser
+
+QUESTION = "What was SenseTime's market capitalization at its IPO?"
+CONCURRENT = 5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"the app did not serve {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.browser
+@pytest.mark.models
+def test_browser_chat_streams_a_cited_answer(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    index_dir = tmp_path / "seed-corpus"  # the header shows this name
+    build_index(SEED_CORPUS, settings=Settings(index_dir=index_dir))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        command = [sys.executable, str(APP), "--index-dir", str(index_dir), "--port", str(port)]
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_serving(url, proc, log)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            try:
+                page = browser.new_page(viewport={"width": 1360, "height": 900})
+                page.goto(url)
+                assert "articles" in page.locator(".rag-info").inner_text()
+                page.locator("#question textarea").fill(QUESTION)
+                page.locator("#question textarea").press("Enter")
+                # the retrieved sources show before the answer, then the cited ones replace them
+                page.wait_for_selector("#sources-panel .rag-hit", timeout=120_000)
+                page.wait_for_selector("#chat .rag-foot", timeout=120_000)  # the final answer has its footer
+                page.wait_for_timeout(500)
+                answer = page.locator("#chat .rag-answer").last.inner_text()
+                assert re.search(r"\[\d+\]", answer), answer
+                marks = [m.inner_text() for m in page.locator("#sources-panel .rag-source mark").all()]
+                assert any("16.5 billion" in m for m in marks), (answer, marks)
+                page.locator("#chat a.rag-cite").first.click()
+                assert page.evaluate("document.querySelector('.rag-source:target') !== null")
+                (ROOT / "docs").mkdir(exist_ok=True)
+                page.screenshot(path=str(ROOT / "docs" / "screenshot-chat.png"), full_page=True)
+            finally:
+                browser.close()
+        _five_at_once(url)
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _five_at_once(url: str) -> None:
+    """CONCURRENT clients ask at once; the queue answers them in turn and none is lost."""
+    from gradio_client import Client
+
+    answers: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def ask(i: int) -> None:
+        try:
+            client = Client(url, verbose=False)
+            _, chat, _ = client.predict(QUESTION, [], "", "", "", api_name="/ask")
+            answers[i] = " ".join(part["text"] for part in chat[-1]["content"] if part.get("type") == "text")
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(CONCURRENT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    assert len(answers) == CONCURRENT
+    for text in answers.values():
+        assert "rag-answer" in text and re.sub(r"<[^>]+>", "", text).strip(), text
+        assert "rag-error" not in text, text
