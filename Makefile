@@ -12,6 +12,7 @@ run: install
 	$(BIN)/rag chat
 
 test: install browser
+	$(BIN)/ruff check rag ui tests bench
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.installed

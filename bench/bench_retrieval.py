@@ -32,7 +32,8 @@ Other options: --nlist auto|N, --k 10, --centres 2000, --noise 0.05 (per-dimensi
 --query-noise 0.035, --threads T (calls faiss.omp_set_num_threads(T); by default faiss's own default is
 left alone), --hybrid-articles 0 (skip part 2), --seed S, --tmp DIR.
 Memory: the largest size dominates; at 1M the vectors (1.5 GB) are held twice at a time (data + flat, then
-data + IVF; the flat index is freed before the IVF is built), about 3.5 GB at peak. Building the IVF at 1M (k-means over 160k vectors into 4000 lists) takes minutes.
+data + IVF; the flat index is freed before the IVF is built), about 3.5 GB at peak. Building the IVF at 1M
+(k-means over 160k vectors into 4000 lists) takes minutes.
 
 Run it alone on a quiet machine (the reference box has 2 cores): anything else running skews the latencies
 and the build times.

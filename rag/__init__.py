@@ -6,8 +6,19 @@
 from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
 from .cite import NO_ANSWER
 from .config import Settings
-from .errors import (ConfigError, GenerationError, IndexBusyError, IndexMismatchError, IndexNotFoundError,
-                     IngestError, MissingDependencyError, ModelNotFoundError, PromptError, QueryError, RagError)
+from .errors import (
+                     ConfigError,
+                     GenerationError,
+                     IndexBusyError,
+                     IndexMismatchError,
+                     IndexNotFoundError,
+                     IngestError,
+                     MissingDependencyError,
+                     ModelNotFoundError,
+                     PromptError,
+                     QueryError,
+                     RagError,
+)
 from .indexing import IndexReport
 from .retrieve import Filters
 from .types import Answer, Article, Chunk, Citation, Hit, Sentence

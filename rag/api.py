@@ -13,7 +13,14 @@ from typing import Any, Union
 from .cite import NO_ANSWER, cite, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
-from .generate import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar, line_grammar
+from .generate import (
+    Generator,
+    LlamaCppGenerator,
+    OpenAICompatibleGenerator,
+    Prompts,
+    answer_grammar,
+    line_grammar,
+)
 from .indexing import IndexReport, Log, run_index
 from .models import model_name, resolve_llm_path
 from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve

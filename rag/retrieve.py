@@ -47,7 +47,8 @@ class CrossEncoderReranker:
         try:
             from sentence_transformers import CrossEncoder
         except ImportError:
-            raise MissingDependencyError("sentence-transformers is not installed. Run: pip install -e '.[models]'")
+            raise MissingDependencyError(
+                "sentence-transformers is not installed. Run: pip install -e '.[models]'") from None
         self.name = Path(path).name
         self._model = CrossEncoder(path, device="cpu", local_files_only=True)
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.api import Pipeline, build_index
 from rag.config import Settings
 
-from .fakes import HashEmbedder
+from .fakes import HashEmbedder, ScriptedGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -40,3 +41,16 @@ def real_embedder():
     from rag.embed import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+@pytest.fixture
+def indexed(articles_dir: Path, settings: Settings) -> Settings:
+    """Settings of an index built from the five test articles with the hashing fake."""
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    return settings
+
+
+def scripted_pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, ScriptedGenerator]:
+    """A Pipeline on the fakes whose model answers with `replies`, in order."""
+    gen = ScriptedGenerator(replies)
+    return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen

@@ -6,25 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
+from rag import NO_ANSWER, Answer, Filters, Pipeline
 from rag.cite import Passage, cite, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
 from rag.errors import PromptError, QueryError
 from rag.generate import PROMPT_FIELDS, Prompts, answer_grammar
 from rag.types import Chunk, Hit
 
+from .conftest import scripted_pipeline
 from .fakes import HashEmbedder, ScriptedGenerator
-
-
-@pytest.fixture
-def indexed(articles_dir: Path, settings: Settings) -> Settings:
-    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
-    return settings
-
-
-def _pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, ScriptedGenerator]:
-    gen = ScriptedGenerator(replies)
-    return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen
 
 
 def _shown_numbers(gen: ScriptedGenerator) -> set[int]:
@@ -47,7 +37,7 @@ def test_prompt_files_use_exactly_the_placeholders_the_code_fills(tmp_path: Path
 
 
 def test_cited_answer_points_into_the_article(indexed: Settings) -> None:
-    pipeline, gen = _pipeline(indexed, "The eruption began on the Reykjanes peninsula near Grindavik [1].")
+    pipeline, gen = scripted_pipeline(indexed, "The eruption began on the Reykjanes peninsula near Grindavik [1].")
     answer = pipeline.ask("Where did the volcanic eruption begin in Iceland?")
     assert not answer.refused and answer.citations
     hit_ids = {h.chunk.id for h in answer.hits}
@@ -64,7 +54,7 @@ def test_cited_answer_points_into_the_article(indexed: Settings) -> None:
 
 def test_nothing_relevant_refuses_without_calling_the_model(indexed: Settings) -> None:
     # the hashing fake gives unrelated words a cosine up to ~0.35 through slot collisions: gate above that
-    pipeline, gen = _pipeline(indexed.replace(min_dense_score=0.6))  # no replies: a call would fail the test
+    pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.6))  # no replies: a call would fail the test
     answer = pipeline.ask("zzzz qqqq xxyyzz")
     assert answer.hits and answer.refused and answer.text == NO_ANSWER and not gen.calls
     assert answer.to_dict()["refused"] is True
@@ -73,7 +63,7 @@ def test_nothing_relevant_refuses_without_calling_the_model(indexed: Settings) -
 
 
 def test_model_refusal_and_unsupported_answers_are_refused(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, NO_ANSWER, "Penguins have invaded the capital city [1].")
+    pipeline, _ = scripted_pipeline(indexed, NO_ANSWER, "Penguins have invaded the capital city [1].")
     assert pipeline.ask("Which chess player became world champion?").refused
     answer = pipeline.ask("Which chess player became world champion?")
     assert answer.refused and answer.text == NO_ANSWER
@@ -81,7 +71,7 @@ def test_model_refusal_and_unsupported_answers_are_refused(indexed: Settings) ->
 
 
 def test_invented_markers_are_dropped_and_unsupported_claims_flagged(indexed: Settings) -> None:
-    pipeline, gen = _pipeline(indexed, "Ding Liren won the world chess championship in Astana [1][9]. "
+    pipeline, gen = scripted_pipeline(indexed, "Ding Liren won the world chess championship in Astana [1][9]. "
                                        "He also won an Olympic gold medal in swimming [1].")
     answer = pipeline.ask("Who won the world chess championship in Astana?")
     shown = _shown_numbers(gen)
@@ -92,7 +82,7 @@ def test_invented_markers_are_dropped_and_unsupported_claims_flagged(indexed: Se
 
 
 def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
     events = list(pipeline.stream("What did the thieves steal from the museum?"))
     assert isinstance(events[0], tuple) and all(isinstance(h, Hit) for h in events[0])
     assert all(isinstance(e, str) for e in events[1:-1]) and len(events) > 3
@@ -102,7 +92,7 @@ def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> Non
 
 
 def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
-    pipeline, gen = _pipeline(indexed, "How many gold coins did the thieves steal from the history museum?",
+    pipeline, gen = scripted_pipeline(indexed, "How many gold coins did the thieves steal from the history museum?",
                               "They stole 42 Roman gold coins [1].")
     answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum.")])
     assert "Was a museum robbed?" in gen.calls[0][0]["content"]  # the rewrite saw the conversation
@@ -112,7 +102,7 @@ def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
 
 
 def test_question_validation(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
     with pytest.raises(QueryError, match="empty"):
         pipeline.ask("   \n ")
     answer = pipeline.ask("What did the thieves steal from the museum? " + "please " * 2000)
@@ -120,7 +110,7 @@ def test_question_validation(indexed: Settings) -> None:
 
 
 def test_answer_json_schema(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, "A new road bridge opened to traffic on Monday morning [1].")
+    pipeline, _ = scripted_pipeline(indexed, "A new road bridge opened to traffic on Monday morning [1].")
     data = pipeline.ask("When did the new river bridge open to traffic?").to_dict()
     assert data["schema_version"] == 1
     assert {"question", "text", "refused", "citations", "sentences", "hits", "timings", "model"} <= set(data)

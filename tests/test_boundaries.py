@@ -23,7 +23,8 @@ def test_import_rag_works_when_heavy_libraries_are_missing() -> None:
 
 
 def test_missing_sentence_transformers_gives_install_hint() -> None:
-    code = ("import sys\nsys.modules['sentence_transformers'] = None\nfrom rag.embed import SentenceTransformerEmbedder\n"
+    code = ("import sys\nsys.modules['sentence_transformers'] = None\n"
+            "from rag.embed import SentenceTransformerEmbedder\n"
             "from rag.errors import MissingDependencyError\ntry:\n    SentenceTransformerEmbedder()\n"
             "except MissingDependencyError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from rag.chunk import chunk_article, count_words, split_sentences
 from rag.ingest import make_article

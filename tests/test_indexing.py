@@ -34,7 +34,7 @@ def test_build_writes_manifest_sqlite_and_vectors(articles_dir: Path, settings: 
     store = _store(settings, embedder)
     assert store.chunk_count == manifest["counts"]["chunks"]
     # every stored chunk's offsets reproduce its text inside the stored article
-    for rowid, record in store.records(range(1, store.chunk_count + 1)).items():
+    for record in store.records(range(1, store.chunk_count + 1)).values():
         article = store.article(record.chunk.article_id)
         assert article is not None
         assert article.text[record.chunk.start:record.chunk.end] == record.chunk.text

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,30 +13,18 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag import NO_ANSWER, Answer, Chunk, Citation, Hit, Pipeline, Sentence, Settings, build_index
+from rag import NO_ANSWER, Answer, Chunk, Citation, Hit, Sentence, Settings, build_index
 from ui.app import chat_turn, parse_filters, render_answer, render_sources, respond
 
-from .conftest import ROOT, SEED_CORPUS
-from .fakes import HashEmbedder, ScriptedGenerator
+from .conftest import ROOT, SEED_CORPUS, scripted_pipeline
 
 APP = ROOT / "ui" / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
 MARKED = re.compile(r"<mark>(.*?)</mark>", re.S)
 
 
-@pytest.fixture
-def indexed(articles_dir: Path, settings: Settings) -> Settings:
-    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
-    return settings
-
-
-def _pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, ScriptedGenerator]:
-    gen = ScriptedGenerator(replies)
-    return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen
-
-
 def test_sources_show_first_then_tokens_then_cited_answer(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
+    pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")
     views = list(respond("What did the thieves steal from the museum?", [], pipeline))
     first, final = views[0], views[-1]
     assert "Thieves steal gold coins" in first.sources and "passages found" in first.sources
@@ -53,7 +40,7 @@ def test_sources_show_first_then_tokens_then_cited_answer(indexed: Settings) -> 
 
 
 def test_unsupported_sentence_is_marked_unverified(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1]. "
+    pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1]. "
                                      "They also took a painting by Claude Monet [1].")
     final = list(respond("What did the thieves steal from the museum?", [], pipeline))[-1]
     assert final.answer.count("unverified</span>") == 1
@@ -62,7 +49,7 @@ def test_unsupported_sentence_is_marked_unverified(indexed: Settings) -> None:
 
 
 def test_refused_answer_shows_the_sentence_and_no_sources(indexed: Settings) -> None:
-    pipeline, _ = _pipeline(indexed, NO_ANSWER)
+    pipeline, _ = scripted_pipeline(indexed, NO_ANSWER)
     final = list(respond("Which chess player became world champion?", [], pipeline))[-1]
     assert NO_ANSWER in final.answer and "rag-cite" not in final.answer
     assert "<mark>" not in final.sources and "rag-hit" not in final.sources
@@ -70,17 +57,17 @@ def test_refused_answer_shows_the_sentence_and_no_sources(indexed: Settings) -> 
 
 
 def test_library_errors_are_one_readable_line(tmp_path: Path, indexed: Settings) -> None:
-    missing, _ = _pipeline(Settings(index_dir=tmp_path / "nothing-here", cache_dir=tmp_path / "cache"))
+    missing, _ = scripted_pipeline(Settings(index_dir=tmp_path / "nothing-here", cache_dir=tmp_path / "cache"))
     views = list(respond("Where did the volcano erupt?", [], missing))
     assert len(views) == 1 and "rag index" in views[0].answer and "Traceback" not in views[0].answer
     assert "\n" not in views[0].answer and not views[0].text
-    pipeline, gen = _pipeline(indexed)
+    pipeline, gen = scripted_pipeline(indexed)
     empty = list(respond("   ", [], pipeline))
     assert len(empty) == 1 and "empty" in empty[0].answer and not gen.calls
 
 
 def test_follow_up_gets_the_plain_text_history(indexed: Settings) -> None:
-    pipeline, gen = _pipeline(indexed, "Thieves stole 42 Roman gold coins [1].",
+    pipeline, gen = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].",
                               "Did police appeal for witnesses after the history museum robbery?",
                               "Police appealed for witnesses who saw a dark van parked near the museum [1].")
     *_, (_, chat, _, turns) = chat_turn(pipeline, "What did the thieves steal from the museum?", [], [])
@@ -92,7 +79,7 @@ def test_follow_up_gets_the_plain_text_history(indexed: Settings) -> None:
     assert "<" not in rewrite.split("What did the thieves", 1)[1]  # plain text, no HTML from the chat
     assert box == "" and len(chat) == 4 and "dark van" in chat[-1]["content"] and "dark van" in sources
     # Gradio's own message format gives the same plain-text turns
-    pipeline2, gen2 = _pipeline(indexed, "Did police appeal for witnesses after the museum robbery?",
+    pipeline2, gen2 = scripted_pipeline(indexed, "Did police appeal for witnesses after the museum robbery?",
                                 "No [1].")
     gradio_chat = [{"role": "user", "content": [{"type": "text", "text": chat[0]["content"]}]},
                    {"role": "assistant", "content": [{"type": "text", "text": chat[1]["content"]}]}]
@@ -110,7 +97,7 @@ def test_filters_from_the_boxes(indexed: Settings) -> None:
     for bad in (("", "2021-13-01", ""), ("", "yesterday", ""), ("", "2022-01-01", "2021-01-01")):
         with pytest.raises(rag.RagError):
             parse_filters(*bad)
-    pipeline, gen = _pipeline(indexed)
+    pipeline, gen = scripted_pipeline(indexed)
     views = list(chat_turn(pipeline, "What did the thieves steal?", [], [], "", "2021-02-30", ""))
     assert "2021-02-30" in views[-1][1][-1]["content"] and "YYYY-MM-DD" in views[-1][1][-1]["content"]
     assert not gen.calls and views[-1][3] == []

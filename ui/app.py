@@ -22,8 +22,19 @@ from typing import Any, NamedTuple
 if __name__ == "__main__" and not __package__:  # `python ui/app.py`: let `import rag` find the repository
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag import (NO_ANSWER, Answer, Citation, Filters, Hit, MissingDependencyError, Pipeline, QueryError,
-                 RagError, Settings, index_info)
+from rag import (
+    NO_ANSWER,
+    Answer,
+    Citation,
+    Filters,
+    Hit,
+    MissingDependencyError,
+    Pipeline,
+    QueryError,
+    RagError,
+    Settings,
+    index_info,
+)
 
 TITLE = "News Q&A — cited answers from your articles"
 CONTEXT_CHARS = 320  # characters of passage shown on each side of a highlighted quote
@@ -377,11 +388,11 @@ def build_app(pipeline: Pipeline) -> Any:
 def warm(pipeline: Pipeline) -> None:
     """Load the embedder and the language model once, now; a failure waits in the chat instead of a crash."""
     try:
-        pipeline.embedder
+        _ = pipeline.embedder
     except RagError as exc:
         print(f"warning: {exc}", file=sys.stderr)
     try:
-        pipeline.generator
+        _ = pipeline.generator
     except RagError as exc:
         print(f"warning: {exc}", file=sys.stderr)
 
