@@ -135,7 +135,7 @@ def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_art
             mmr = mmr_lambda * rel[remaining] - (1 - mmr_lambda) * sim
             ranked = [remaining[i] for i in np.argsort(-mmr, kind="stable")]
         else:
-            ranked = remaining
+            ranked = list(remaining)
         for idx in ranked:
             article = article_of[order[idx]]
             remaining.remove(idx)

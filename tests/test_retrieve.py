@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from rag import Pipeline, QueryError, Settings
+from rag.retrieve import answer_prior, fuse, number_match, prepare_question, select
+
+from .fakes import HashEmbedder
+
+
+class KeywordReranker:
+    """A fake cross-encoder: ranks passages by how often they contain one keyword."""
+
+    name = "keyword"
+
+    def __init__(self, keyword: str) -> None:
+        self.keyword = keyword
+        self.seen: list[int] = []
+
+    def score(self, question: str, passages: Sequence[str]) -> list[float]:
+        self.seen.append(len(passages))
+        return [float(p.lower().count(self.keyword)) for p in passages]
+
+
+def test_reciprocal_rank_fusion() -> None:
+    scores = fuse([[1, 2, 3], [3, 1, 4]], [1.0, 1.0], k=60)
+    assert max(scores, key=lambda r: scores[r]) == 1  # 1st and 2nd beats 3rd and 1st
+    assert scores[3] > scores[2] and scores[4] < scores[2]
+    weighted = fuse([[1, 2], [2, 1]], [1.0, 0.0], k=60)
+    assert weighted[1] > weighted[2]
+
+
+def test_per_article_cap_and_mmr() -> None:
+    order = [10, 11, 12, 20, 30]
+    article_of = {10: "a", 11: "a", 12: "a", 20: "b", 30: "c"}
+    assert select(order, article_of, top_k=4, per_article_cap=2) == [10, 11, 20, 30]
+    # the cap never leaves fewer than top_k when only capped passages are left
+    assert select(order[:3], article_of, top_k=3, per_article_cap=1) == [10, 11, 12]
+    vectors = np.array([[1, 0], [1, 0], [0.99, 0.14], [0, 1], [0.7, 0.7]], dtype=np.float32)
+    relevance = [1.0, 0.99, 0.98, 0.5, 0.4]
+    plain = select(order, article_of, 3, 5, vectors, relevance, mmr_lambda=1.0)
+    diverse = select(order, article_of, 3, 5, vectors, relevance, mmr_lambda=0.3)
+    assert plain == [10, 11, 12] and diverse[0] == 10 and 20 in diverse
+
+
+def test_rescoring_signals() -> None:
+    assert number_match("Tesla revenue in Q1 2021", "revenue in Q1 2021 was $10.4 billion") == 1.0
+    assert number_match("Tesla revenue in Q1 2021", "Q1 2023 revenue") == 0.5
+    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... It was launched on May 15, 2012.") == 1.0
+    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... Diablo 3 has many fans.") == 0.0
+    assert answer_prior("How much did it cost?", "It cost 40 million euros.") == 1.0
+
+
+def test_question_validation() -> None:
+    with pytest.raises(QueryError):
+        prepare_question(" \t\n", 100)
+    text, note = prepare_question("word " * 5000, 2000)
+    assert len(text) <= 2000 and note and "characters" in note and "first 1,999" in note
+
+
+def test_reranker_reorders_candidates(indexed: Settings) -> None:
+    reranker = KeywordReranker("coins")
+    pipeline = Pipeline(indexed, embedder=HashEmbedder(), reranker=reranker)
+    plain = Pipeline(indexed, embedder=HashEmbedder()).retrieve("the river and the town", top_k=3)
+    reranked = pipeline.retrieve("the river and the town", top_k=3)
+    assert reranker.seen and reranker.seen[0] >= 3
+    assert "coins" in reranked[0].chunk.text.lower() and "coins" not in plain[0].chunk.text.lower()
+
+
+def test_modes_and_scores(indexed: Settings) -> None:
+    pipeline = Pipeline(indexed, embedder=HashEmbedder())
+    question = "Which chess player won the championship in Astana?"
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = pipeline.retrieve(question, mode=mode, top_k=3)
+        assert hits[0].title.startswith("Ding Liren") and [h.rank for h in hits] == list(range(1, len(hits) + 1))
+        assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(h.lexical_score is None for h in pipeline.retrieve(question, mode="dense"))
+    with pytest.raises(QueryError, match="mode"):
+        pipeline.retrieve(question, mode="magic")
