@@ -58,7 +58,7 @@ class Settings:
     answer_type_weight: float = 0.1  # bonus for passages holding the kind of answer asked for (date, amount, name)
     per_article_cap: int = 2  # at most this many passages from one article
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
-    ann_threshold: int = 200_000  # chunks above which vectors go into an IVF index
+    ann_threshold: int = 100_000  # chunks above which vectors go into an IVF index (flat: 15 ms at 100k, 154 ms at 1M)
     ivf_nprobe: int = 16  # IVF lists searched per query
     max_question_chars: int = 2000  # longer questions are truncated with a note
 

@@ -92,3 +92,12 @@ def test_sigkill_mid_run_leaves_previous_index_complete(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     hits = json.loads(out.stdout)
     assert hits and "Grindavik" in hits[0]["text"]
+
+
+def test_chat_starts_the_ui_app_in_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(list(argv)))
+    assert main(["chat", "--index-dir", str(tmp_path), "--port", "7999"]) == 0
+    argv = calls[0]
+    assert argv[1].endswith("ui/app.py") and Path(argv[1]).is_file()
+    assert argv[2:] == ["--host", "127.0.0.1", "--port", "7999", "--index-dir", str(tmp_path)]
