@@ -130,6 +130,13 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return fixed
 
 
+def question_names(question: str) -> list[list[str]]:
+    """Capitalised names in the question after its first word ("Bank of England"), as stemmed words."""
+    body = question.strip().split(" ", 1)[1] if " " in question.strip() else ""
+    found = re.findall(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|de|the|and|&)\s+[A-Z][\w'’.-]*|\s+[A-Z][\w'’.-]*)*", body)
+    return [words for name in found if (words := content_words(name))]
+
+
 def best_support(claim: str, hit: Hit, question: str = "") -> tuple[float, int, int]:
     """(support 0..1, start, end): the window of one to three sentences of the chunk that best supports the
     claim — the share of the claim's content words it holds, halved when a number of the claim is missing,
@@ -163,6 +170,10 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     if not raw or raw.startswith(NO_ANSWER[:-1]) or NO_ANSWER[:-1] in raw:
         return NO_ANSWER, (), (), True
     by_number = {p.number: p for p in passages}
+    # A name the question asks about that no shown passage mentions at all ("Bank of England" when only the
+    # Fed's decision was retrieved) means a claim repeating it cannot be supported, however many words match.
+    shown = set(content_words(" ".join(f"{p.hit.title} {p.hit.chunk.text}" for p in passages)))
+    absent = [n for n in question_names(question) if not all(w in shown for w in n)]
     # drop markers that point at no passage the model was shown (a prompt injection cannot add one)
     raw = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in by_number else "", raw)
     sentences: list[Sentence] = []
@@ -172,8 +183,12 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         markers = tuple(dict.fromkeys(markers))  # keep order, drop repeats
         scored = [(m, best_support(sentence, by_number[m].hit, question)) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
+        claim_words = set(content_words(sentence))
+        names_missing = any(all(w in claim_words for w in n) for n in absent)
+        if names_missing:
+            scored, support = [(m, (0.0, s, e)) for m, (_, s, e) in scored], 0.0
         recited = False
-        if support < min_support:
+        if support < min_support and not names_missing:
             # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
             # to the shown passage that does support it, rather than drop a true, checkable claim.
             alternatives = [(p.number, best_support(sentence, p.hit, question)) for p in passages]

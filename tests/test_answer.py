@@ -129,3 +129,12 @@ def test_split_claims_and_cite_units() -> None:
     assert not refused and citations[0].quote == "The dam is 90 m tall." and citations[0].start == 10
     _, sentences, _, refused = cite("The dam is 75 m tall [1].", passages)
     assert refused and sentences[0].support < 1.0  # a wrong number is not support
+
+
+def test_claim_about_a_name_no_passage_mentions_is_unsupported(indexed: Settings) -> None:
+    # the bridge article is about Eastmoor; the question asks about another town the corpus never mentions
+    pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Westbury opened to traffic on Monday [1].")
+    answer = pipeline.ask("When did the new river bridge in Westbury open to traffic?")
+    assert answer.refused and answer.sentences and not answer.sentences[0].supported
+    pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Eastmoor opened to traffic on Monday [1].")
+    assert not pipeline.ask("When did the new river bridge in Eastmoor open to traffic?").refused
