@@ -137,18 +137,6 @@ def question_names(question: str) -> list[list[str]]:
     return [words for name in found if (words := content_words(name))]
 
 
-_HOW_MANY = re.compile(r"^\s*how (?:many|much) (\w+)", re.I)
-_NOT_UNITS = frozenset("did does do is was were are has have had will would can could should of".split())
-
-
-def asked_unit(question: str) -> str | None:
-    """The unit a "how many days…"/"how much money…" question counts in, stemmed ("day"), if it names one."""
-    match = _HOW_MANY.match(question)
-    if not match or match.group(1).lower() in _NOT_UNITS:
-        return None
-    return stem(match.group(1).lower())
-
-
 def best_support(claim: str, hit: Hit, question: str = "") -> tuple[float, int, int]:
     """(support 0..1, start, end): the window of one to three sentences of the chunk that best supports the
     claim — the share of the claim's content words it holds, halved when a number of the claim is missing,
@@ -196,10 +184,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         scored = [(m, best_support(sentence, by_number[m].hit, question)) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
         claim_words = set(content_words(sentence))
-        # "How many days…?" answered "400 vessels": a count of something else is not an answer
-        unit = asked_unit(question)
-        names_missing = any(all(w in claim_words for w in n) for n in absent) or bool(
-            unit and unit not in claim_words)
+        names_missing = any(all(w in claim_words for w in n) for n in absent)
         if names_missing:
             scored, support = [(m, (0.0, s, e)) for m, (_, s, e) in scored], 0.0
         recited = False

@@ -138,11 +138,3 @@ def test_claim_about_a_name_no_passage_mentions_is_unsupported(indexed: Settings
     assert answer.refused and answer.sentences and not answer.sentences[0].supported
     pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Eastmoor opened to traffic on Monday [1].")
     assert not pipeline.ask("When did the new river bridge in Eastmoor open to traffic?").refused
-
-
-def test_a_count_of_the_wrong_thing_is_unsupported(indexed: Settings) -> None:
-    question = "How many coins did the thieves steal from the museum?"
-    pipeline, _ = scripted_pipeline(indexed, "The thieves broke in through 1 skylight [1].",
-                                    "The thieves stole 42 Roman gold coins [1].")
-    assert pipeline.ask(question).refused
-    assert not pipeline.ask(question).refused
