@@ -12,15 +12,12 @@ from .chunk import split_sentences
 from .embed import Embedder
 from .retrieve import answer_prior, number_match
 from .types import Citation, Hit, Sentence
+from .words import STOPWORDS
 
 # The one sentence the product says when the articles do not answer; the prompt receives it as $no_answer.
 NO_ANSWER = "The indexed articles do not answer this question."
 
-_STOP = frozenset(
-    "a an and are as at be been being by did do does for from had has have how i in is it its of on or that the "
-    "their this to was were what when where which who whom whose why will with you your about into than then "
-    "there these those they we he she his her them our can could would should may might also not no yes said "
-    "says according much many".split())
+_STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 # "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
 _DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}|.{0,2}", re.S)

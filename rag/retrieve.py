@@ -14,6 +14,7 @@ from .embed import Embedder
 from .errors import MissingDependencyError, ModelNotFoundError, QueryError
 from .store import Store
 from .types import Hit
+from .words import STOPWORDS
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ class CrossEncoderReranker:
         return [float(s) for s in self._model.predict([(question, p) for p in passages])]
 
 
-_STOP = frozenset(
-    "a an and are as at be been by did do does for from had has have how i in is it its of on or that the their "
-    "this to was were what when where which who whom whose why will with you your about into than then there "
-    "these those they we he she his her them our can could would should may might also not no yes".split())
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _FULL_DATE = re.compile(rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|\d{{4}}-\d\d-\d\d"
                         r"|\d{4}年\d{1,2}月", re.I)
@@ -91,7 +88,7 @@ def answer_prior(question: str, passage: str) -> float:
         return 1.0 if _FULL_DATE.search(body) else 0.0
     if _QUANTITY_Q.match(question.strip()):
         return 1.0 if any(w not in asked for w in re.findall(r"\d[\d,.]*", body)) else 0.0
-    names = {w.lower() for w in re.findall(r"\b[A-Z][\w'-]+", body)} - asked - _STOP
+    names = {w.lower() for w in re.findall(r"\b[A-Z][\w'-]+", body)} - asked - STOPWORDS
     return min(1.0, len(names) / 3)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import IndexBusyError, IndexMismatchError, IndexNotFoundError
 from .types import Article, Chunk
+from .words import STOPWORDS
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -47,11 +48,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='
 """
 
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
-_STOPWORDS = frozenset(
-    "a an and are as at be been by did do does for from had has have how i in is it its of on or that the their "
-    "this to was were what when where which who whom whose why will with you your about into than then there "
-    "these those they we he she his her them our can could would should may might also not no yes".split()
-)
 
 
 def fts_text(text: str) -> str:
@@ -64,7 +60,7 @@ def fts_query(question: str) -> str:
     words = re.findall(r"\w+", fts_text(question).lower())
     seen: list[str] = []
     for w in words:
-        if w not in _STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
+        if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
             seen.append(w)
     return " OR ".join(f'"{w}"' for w in seen)
 
