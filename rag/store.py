@@ -154,8 +154,8 @@ class Store:
         self._manifest_mtime = (self.index_dir / MANIFEST).stat().st_mtime_ns
         self.db = _connect(gen_dir / SQLITE, readonly=True)
         self.vectors = faiss.read_index(str(gen_dir / VECTORS))
-        if isinstance(self.vectors, faiss.IndexIVF) or hasattr(self.vectors, "nprobe"):
-            faiss.extract_index_ivf(self.vectors).nprobe = int(self.manifest.get("faiss", {}).get("nprobe", 16))
+        if self.manifest.get("faiss", {}).get("type") == "ivf":  # the manifest says which kind was written
+            faiss.extract_index_ivf(self.vectors).nprobe = int(self.manifest["faiss"].get("nprobe", 16))
 
     def close(self) -> None:
         self.db.close()
