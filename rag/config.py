@@ -54,8 +54,10 @@ class Settings:
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
     rescore_candidates: int = 50  # fused candidates rescored with the number and answer-type bonuses
-    number_weight: float = 0.2  # bonus for passages holding the question's numbers (years, quarters)
-    answer_type_weight: float = 0.1  # bonus for passages holding the kind of answer asked for (date, amount, name)
+    dense_score_weight: float = 1.0  # rescoring: weight of a candidate's cosine to the question
+    lexical_score_weight: float = 0.2  # rescoring: weight of its BM25 score over the best BM25 in the pool
+    number_weight: float = 0.05  # bonus for passages holding the question's numbers (years, quarters)
+    answer_type_weight: float = 0.3  # bonus for passages holding the kind of answer asked for (date, amount, name)
     per_article_cap: int = 2  # at most this many passages from one article
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
     ann_threshold: int = 100_000  # chunks above which vectors go into an IVF index (flat: 15 ms at 100k, 154 ms at 1M)
@@ -89,7 +91,8 @@ class Settings:
             )
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"setting mmr_lambda={self.mmr_lambda} must be between 0 and 1")
-        for name in ("dense_weight", "lexical_weight", "min_support", "number_weight", "answer_type_weight"):
+        for name in ("dense_weight", "lexical_weight", "min_support", "number_weight", "answer_type_weight",
+                     "dense_score_weight", "lexical_score_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)} must not be negative")
 

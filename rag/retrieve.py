@@ -161,10 +161,17 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     order = sorted(fused, key=lambda r: -fused[r])
     pool = order[: max(top_k * 4, settings.rescore_candidates)]
     records = store.records(pool)
-    # Rescore the fused pool: position (1 at the top) plus small bonuses for matching the question's numbers
-    # and for holding an answer of the asked-for kind. On rgb_en this lifted MRR@10 from 0.63 to ~0.74,
-    # where dense and BM25 both rank topical passages that lack the answer above the one that has it.
+    dense_of, lexical_of = dict(dense), dict(lexical)
+    if query_vec is not None and pool:  # cosine for every candidate, also those only BM25 found
+        dense_of.update(zip(pool, (store.chunk_vectors(pool) @ query_vec).tolist()))
+    top_bm25 = max((lexical_of.get(r, 0.0) for r in pool), default=0.0) or 1.0
+    # Rescore the fused pool. Rank fusion alone throws the scores away; here each candidate gets its
+    # fused position (1 at the top), plus its cosine and its BM25 relative to the best in the pool, plus
+    # small bonuses for matching the question's numbers and for holding an answer of the asked-for kind.
+    # On rgb_en this took hits@5 / MRR@10 from 0.84 / 0.63 (plain RRF) to 0.91 / 0.74; see README, Retrieval.
     scores = {r: settings.rrf_k / (settings.rrf_k + i)
+              + settings.dense_score_weight * dense_of.get(r, 0.0)
+              + settings.lexical_score_weight * lexical_of.get(r, 0.0) / top_bm25
               + settings.number_weight * number_match(text, records[r].chunk.text)
               + settings.answer_type_weight * answer_prior(text, records[r].chunk.text)
               for i, r in enumerate(pool, 1)}
@@ -176,9 +183,6 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     vectors = store.chunk_vectors(pool) if settings.mmr_lambda < 1.0 and pool else None
     chosen = select(pool, {r: records[r].chunk.article_id for r in pool}, top_k, settings.per_article_cap,
                     vectors, [scores[r] for r in pool], settings.mmr_lambda)
-    dense_of, lexical_of = dict(dense), dict(lexical)
-    if query_vec is not None and chosen:  # cosine for every hit, also those only BM25 found
-        dense_of.update(zip(chosen, (store.chunk_vectors(chosen) @ query_vec).tolist()))
     return tuple(
         Hit(chunk=records[r].chunk, score=scores[r], rank=i, title=records[r].title, source=records[r].source,
             published=records[r].published, dense_score=dense_of.get(r), lexical_score=lexical_of.get(r))

@@ -80,3 +80,20 @@ def test_modes_and_scores(indexed: Settings) -> None:
     assert all(h.lexical_score is None for h in pipeline.retrieve(question, mode="dense"))
     with pytest.raises(QueryError, match="mode"):
         pipeline.retrieve(question, mode="magic")
+
+
+def test_rescoring_weights_steer_the_order(indexed: Settings) -> None:
+    """The fused pool is rescored with the raw scores: a large cosine weight orders hits by cosine, a large
+    BM25 weight by BM25, and every hybrid hit carries its cosine, also one only BM25 found."""
+    question = "the river town where coins were found"
+    quiet = {"number_weight": 0.0, "answer_type_weight": 0.0, "per_article_cap": 5}
+    by_dense = Pipeline(indexed.replace(dense_score_weight=100.0, lexical_score_weight=0.0, **quiet),
+                        embedder=HashEmbedder()).retrieve(question, top_k=5)
+    by_lexical = Pipeline(indexed.replace(dense_score_weight=0.0, lexical_score_weight=100.0, **quiet),
+                          embedder=HashEmbedder()).retrieve(question, top_k=5)
+    assert all(h.dense_score is not None for h in by_dense + by_lexical)
+    cosines = [h.dense_score for h in by_dense]
+    assert cosines == sorted(cosines, reverse=True)  # type: ignore[type-var]
+    bm25 = [h.lexical_score or 0.0 for h in by_lexical]
+    assert bm25 == sorted(bm25, reverse=True) and bm25[0] > 0
+    assert [h.chunk.id for h in by_dense] != [h.chunk.id for h in by_lexical]
