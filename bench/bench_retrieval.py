@@ -43,11 +43,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +223,118 @@ def bench_hybrid(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def build_synthetic_index(index_dir: Path, chunks: int, seed: int) -> tuple[list[str], float]:
+    """An index of about `chunks` chunks written straight through rag.store.Builder (one chunk a paragraph of
+    a bench/synth.py article, HashEmbedder vectors), skipping files and ingestion so 1M chunks take minutes,
+    not hours. Returns 100 questions made from the articles, and the build time in seconds."""
+    import hashlib
+
+    from synth import Corpus
+
+    from rag.config import Settings
+    from rag.indexing import chunking_settings
+    from rag.store import Builder
+    from rag.types import Article, Chunk
+    from tests.fakes import HashEmbedder
+
+    embedder, corpus, settings = HashEmbedder(), Corpus(seed=seed), Settings()
+    started = time.perf_counter()
+    builder = Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
+                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
+                      nprobe=settings.ivf_nprobe, rebuild=True)
+    written, i, sample_texts = 0, 0, []
+    try:
+        while written < chunks:
+            name, text = corpus.article(i)
+            title, _, body = text.split("\n", 2)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            article = Article(id=digest[:16], title=title, text=text, source=name, sha256=digest)
+            parts, offset = [], len(title) + len(_) + 1
+            for para in body.split("\n\n"):
+                start = text.index(para, offset)
+                parts.append(Chunk(f"{article.id}-{len(parts):03d}", article.id, para, start, start + len(para)))
+                offset = start + len(para)
+            parts = parts[: chunks - written]
+            builder.add_article(article, parts, embedder.embed_documents([c.text for c in parts]))
+            builder.set_file(name, len(text), 0, [article.id])
+            written += len(parts)
+            if i % 997 == 0:
+                sample_texts.append(body)
+            if i % 20000 == 0 and i:
+                say(f"  {written:,} chunks written, {time.perf_counter() - started:.0f} s")
+            i += 1
+        builder.commit()
+    except BaseException:
+        builder.abort()
+        raise
+    return synth_questions(sample_texts, 100, seed), time.perf_counter() - started
+
+
+def synth_questions(bodies: list[str], n: int, seed: int) -> list[str]:
+    import random
+    import re
+
+    from synth import _FUNCTION
+
+    rng, stop, out = random.Random(seed), set(_FUNCTION), []
+    for _ in range(n):
+        words = [w for w in re.findall(r"[A-Za-z]+", rng.choice(bodies)) if w.lower() not in stop and len(w) > 3]
+        out.append(rng.choice(("What happened with", "Why did", "Who said", "When was", "What is")) + " "
+                   + " ".join(rng.sample(words, min(len(words), rng.randint(3, 6)))) + "?")
+    return out
+
+
+def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]:
+    """End-to-end Pipeline.retrieve() at each size, hybrid, dense and lexical, with the store's parts timed."""
+    from rag.api import Pipeline
+    from rag.config import Settings
+    from tests.fakes import HashEmbedder
+
+    rows = []
+    for n in sizes:
+        say(f"\n== hybrid retrieval at {n:,} chunks (synthetic, HashEmbedder, written through Builder) ==")
+        with tempfile.TemporaryDirectory(prefix="rag-bench-scale-", dir=args.tmp) as tmp:
+            index_dir = Path(tmp) / "index"
+            questions, build_s = build_synthetic_index(index_dir, n, args.seed)
+            manifest = json.loads((index_dir / "manifest.json").read_text())
+            say(f"index: {manifest['counts']['chunks']:,} chunks in {manifest['counts']['articles']:,} articles, "
+                f"faiss {manifest['faiss']}, built in {build_s:.0f} s")
+            pipeline = Pipeline(Settings(index_dir=index_dir), embedder=HashEmbedder())
+            try:
+                store = pipeline.store
+                for mode in ("hybrid", "dense", "lexical"):
+                    for q in questions[:5]:
+                        pipeline.retrieve(q, mode=mode)
+                    lat = []
+                    for _ in range(args.repeat):
+                        for q in questions:
+                            t0 = time.perf_counter()
+                            pipeline.retrieve(q, mode=mode)
+                            lat.append((time.perf_counter() - t0) * 1000)
+                    p50, p95 = pct(np.asarray(lat))
+                    say(f"{mode}: p50 {p50:.2f} ms, p95 {p95:.2f} ms ({len(lat)} queries)")
+                    rows.append({"n": n, "index": f"{mode} (rag)", "nlist": manifest["faiss"].get("nlist", ""),
+                                 "nprobe": manifest["faiss"].get("nprobe", ""), "build": build_s,
+                                 "p50": p50, "p95": p95, "recall": None})
+                qvecs = [HashEmbedder().embed_query(q) for q in questions]
+                budget = pipeline.settings.lexical_postings_budget
+                parts = {f"FTS5 BM25 (50, budget {budget:,})": [
+                             partial(store.search_lexical, q, 50, postings_budget=budget) for q in questions],
+                         "FTS5 BM25 (50, every word)": [partial(store.search_lexical, q, 50) for q in questions],
+                         "FAISS (50)": [partial(store.search_dense, v, 50) for v in qvecs]}
+                for label, calls in parts.items():
+                    lat = []
+                    for call in calls:
+                        t0 = time.perf_counter()
+                        call()
+                        lat.append((time.perf_counter() - t0) * 1000)
+                    p50, p95 = pct(np.asarray(lat))
+                    say(f"  of which {label}: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
+            finally:
+                pipeline.close()
+    return rows
+
+
 def print_table(rows: list[dict], k: int) -> None:
     say("\nsummary (latency per single query; build = seconds to build that index)")
     header = (f"{'N':>10}  {'index':<16} {'nlist':>6} {'nprobe':>6} {'build s':>8} {'p50 ms':>8} "
@@ -253,6 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="synthetic articles for the hybrid part (2000 ~ 12k chunks); 0 skips it")
     parser.add_argument("--hybrid-questions", type=int, default=100,
                         help="questions for the hybrid part (100)")
+    parser.add_argument("--scale", default="",
+                        help="chunk counts for end-to-end hybrid retrieval at scale, e.g. 10000,100000,1000000 "
+                             "(chunks written straight into an index; empty skips it)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the questions at each --scale size (3)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--tmp", default=None, help="parent folder for the hybrid part's temporary index")
     args = parser.parse_args(argv)
@@ -276,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_size(n, args, nprobes, rows)
     if args.hybrid_articles > 0:
         rows += bench_hybrid(args)
+    if args.scale:
+        rows += bench_hybrid_scale([int(x.replace("_", "")) for x in args.scale.split(",") if x.strip()], args)
     print_table(rows, args.k)
     say(f"peak RSS: {peak_rss_mib():,.0f} MiB")
     return 0

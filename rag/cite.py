@@ -10,7 +10,7 @@ import numpy as np
 
 from .chunk import split_sentences
 from .embed import Embedder
-from .retrieve import answer_prior, number_match
+from .retrieve import AnswerSignals
 from .types import Citation, Hit, Sentence
 from .words import STOPWORDS
 
@@ -85,9 +85,9 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
     # question that names the company
     titled = [f"{hits[i].title}: {t}" for (i, _, _), t in zip(candidates, texts)]
     sims = embedder.embed_documents(titled) @ embedder.embed_query(question)
-    asked = content_words(question)
-    scores = [float(sim) + 0.3 * _recall(asked, tt) + 0.2 * number_match(question, t)
-              + 0.15 * answer_prior(question, t) + 0.05 / (i + 1)
+    asked, signals = content_words(question), AnswerSignals(question)
+    scores = [float(sim) + 0.3 * _recall(asked, tt) + 0.2 * signals.number_match(t)
+              + 0.15 * signals.answer_prior(t) + 0.05 / (i + 1)
               for (i, _, _), t, tt, sim in zip(candidates, texts, titled, np.asarray(sims).tolist())]
     best = sorted(range(len(candidates)), key=lambda k: -scores[k])[:max_sentences]
     # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks(rowid INTEGER PRIMARY KEY, id TEXT UNIQUE, art
 CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_by_date ON articles(published);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='porter unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS term_df(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;
 """
 
 _CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
@@ -55,14 +56,18 @@ def fts_text(text: str) -> str:
     return _CJK.sub(r" \1 ", text)
 
 
-def fts_query(question: str) -> str:
-    """An FTS5 MATCH expression: the question's content words, each quoted, joined by OR."""
-    words = re.findall(r"\w+", fts_text(question).lower())
+def fts_terms(question: str) -> list[str]:
+    """The question's content words, lower-cased, each once, in order."""
     seen: list[str] = []
-    for w in words:
+    for w in re.findall(r"\w+", fts_text(question).lower()):
         if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
             seen.append(w)
-    return " OR ".join(f'"{w}"' for w in seen)
+    return seen
+
+
+def fts_query(question: str) -> str:
+    """An FTS5 MATCH expression: the question's content words, each quoted, joined by OR."""
+    return " OR ".join(f'"{w}"' for w in fts_terms(question))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +158,17 @@ class Store:
             raise IndexNotFoundError(f"{gen_dir} is missing; rebuild with: rag index PATH --rebuild")
         self._manifest_mtime = (self.index_dir / MANIFEST).stat().st_mtime_ns
         self.db = _connect(gen_dir / SQLITE, readonly=True)
+        self._scratch: sqlite3.Connection | None = None
+        self._has_term_df = self.db.execute(  # indexes written before term_df existed: BM25 over every word
+            "SELECT 1 FROM sqlite_master WHERE name = 'term_df'").fetchone() is not None
         self.vectors = faiss.read_index(str(gen_dir / VECTORS))
         if self.manifest.get("faiss", {}).get("type") == "ivf":  # the manifest says which kind was written
             faiss.extract_index_ivf(self.vectors).nprobe = int(self.manifest["faiss"].get("nprobe", 16))
 
     def close(self) -> None:
         self.db.close()
+        if self._scratch is not None:
+            self._scratch.close()
 
     def is_stale(self) -> bool:
         """True when a newer build has been swapped in since this store was opened."""
@@ -187,12 +197,20 @@ class Store:
                                           min(top_n, self.vectors.ntotal), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None
-                       ) -> list[tuple[int, float]]:
-        """(chunk rowid, BM25 score, higher is better) from the FTS5 table."""
-        match = fts_query(question)
-        if not match or (allowed is not None and not allowed):
+    def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None,
+                       postings_budget: int = 0) -> list[tuple[int, float]]:
+        """(chunk rowid, BM25 score, higher is better) from the FTS5 table.
+
+        FTS5 scores every chunk that holds any query term, so a common word ("2021", "government") in a big
+        index costs tens of milliseconds per 100k chunks holding it. With postings_budget > 0, terms are taken
+        rarest first while the chunks holding them add up to at most the budget (the rarest is always kept);
+        the common words left out weigh little in BM25 anyway, and the dense side still sees the whole question."""
+        terms = fts_terms(question)
+        if not terms or (allowed is not None and not allowed):
             return []
+        if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
+            terms = self._affordable_terms(terms, postings_budget)
+        match = " OR ".join(f'"{w}"' for w in terms)
         sql = "SELECT rowid, bm25(chunks_fts, 0.5, 1.0) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
         args: list[Any] = [match]
         if allowed is not None:
@@ -201,6 +219,38 @@ class Store:
         sql += " ORDER BY s LIMIT ?"
         args.append(top_n)
         return [(int(r), -float(s)) for r, s in self.db.execute(sql, args)]
+
+    def _affordable_terms(self, terms: list[str], budget: int) -> list[str]:
+        """The rarest terms whose document frequencies add up to at most budget (at least one term)."""
+        freq = self.term_frequencies(terms)
+        if sum(freq.values()) <= budget:
+            return terms
+        kept, total = [], 0
+        for term in sorted(terms, key=lambda t: freq[t]):
+            if kept and total + freq[term] > budget:
+                break
+            kept.append(term)
+            total += freq[term]
+        return kept
+
+    def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each term (as FTS5's porter tokenizer stems it); cheap b-tree lookups."""
+        if self._scratch is None:
+            # the same tokenizer in a throwaway in-memory table tells how FTS5 stems each word
+            self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
+            self._scratch.executescript(
+                "CREATE VIRTUAL TABLE words USING fts5(w, tokenize='porter unicode61 remove_diacritics 2');"
+                "CREATE VIRTUAL TABLE words_vocab USING fts5vocab(words, instance);")
+        with self._scratch:
+            self._scratch.execute("DELETE FROM words")
+            self._scratch.executemany("INSERT INTO words(rowid, w) VALUES (?, ?)", enumerate(terms))
+            stems: dict[str, str] = {terms[doc]: term for term, doc in
+                                     self._scratch.execute("SELECT term, doc FROM words_vocab")}
+        if not stems:
+            return dict.fromkeys(terms, 0)
+        found = dict(self.db.execute(f"SELECT term, df FROM term_df WHERE term IN ({','.join('?' * len(stems))})",
+                                     list(stems.values())))
+        return {word: int(found.get(stems.get(word, ""), 0)) for word in terms}
 
     def records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:
         rowids = list(rowids)
@@ -354,6 +404,7 @@ class Builder:
     # --- finishing
     def commit(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write vectors and manifest, swap the new generation in; returns the manifest."""
+        self._count_terms()
         self.db.commit()
         counts = {
             "articles": self.db.execute("SELECT count(*) FROM articles").fetchone()[0],
@@ -379,6 +430,16 @@ class Builder:
         self._remove_old_generations()
         self.close()
         return manifest
+
+    def _count_terms(self) -> None:
+        """Refresh term_df (chunks holding each indexed term) from FTS5. fts5vocab counts by walking the
+        postings, ~4 ms per common term at 1M chunks: too slow per query, ~3 s per indexing run at 1M."""
+        unchanged = not self.added and not self.removed_rowids and self.previous is not None
+        if unchanged and self.db.execute("SELECT 1 FROM term_df LIMIT 1").fetchone():
+            return
+        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        self.db.execute("DELETE FROM term_df")
+        self.db.execute("INSERT INTO term_df SELECT term, doc FROM temp.chunks_vocab")
 
     def abort(self) -> None:
         try:

@@ -97,3 +97,25 @@ def test_rescoring_weights_steer_the_order(indexed: Settings) -> None:
     bm25 = [h.lexical_score or 0.0 for h in by_lexical]
     assert bm25 == sorted(bm25, reverse=True) and bm25[0] > 0
     assert [h.chunk.id for h in by_dense] != [h.chunk.id for h in by_lexical]
+
+
+def test_lexical_search_keeps_the_rarest_terms_within_a_budget(indexed: Settings) -> None:
+    """Under a postings budget the commonest question word is left out ("towns", stemmed to "town", is in
+    four chunks), so chunks holding only it stop being BM25 candidates; the rarer words are all kept."""
+    from rag.store import Store
+
+    store = Store(indexed.index_dir)
+    try:
+        freq = store.term_frequencies(["towns", "police", "skylight", "zeppelin"])
+        assert freq == {"towns": 4, "police": 2, "skylight": 1, "zeppelin": 0}
+        question = "towns police skylight"
+        everything = store.search_lexical(question, 50)
+        budgeted = store.search_lexical(question, 50, postings_budget=3)
+        texts = dict(store.db.execute(  # what FTS5 indexes: the article title and the chunk
+            "SELECT c.rowid, lower(a.title || ' ' || c.text) FROM chunks c JOIN articles a ON a.id = c.article_id"))
+        assert {r for r, _ in budgeted} == {r for r in texts if "skylight" in texts[r] or "police" in texts[r]}
+        assert {r for r, _ in everything} == {r for r in texts if any(w in texts[r] for w in ("town", "police",
+                                                                                             "skylight"))}
+        assert len(store.search_lexical("towns", 50, postings_budget=1)) == 4  # a lone term is always kept
+    finally:
+        store.close()
