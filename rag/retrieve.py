@@ -171,7 +171,8 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
         raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
     top_k = top_k or settings.top_k
     text, _note = prepare_question(question, settings.max_question_chars)
-    allowed = store.allowed_rowids(**_filter_args(filters)) if filters else None
+    allowed = (store.allowed_rowids(article_ids=filters.article_ids, titles=filters.titles,
+                                    date_from=filters.date_from, date_to=filters.date_to) if filters else None)
     query_vec = embedder.embed_query(text) if mode != "lexical" else None
     dense = store.search_dense(query_vec, settings.dense_candidates, allowed) if query_vec is not None else []
     lexical = (store.search_lexical(text, settings.lexical_candidates, allowed, settings.lexical_postings_budget)
@@ -210,7 +211,3 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
         for i, r in enumerate(chosen, 1)
     )
 
-
-def _filter_args(filters: Filters) -> dict[str, object]:
-    return {"article_ids": filters.article_ids, "titles": filters.titles,
-            "date_from": filters.date_from, "date_to": filters.date_to}

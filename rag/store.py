@@ -191,8 +191,11 @@ class Store:
         params = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = (faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(self.vectors).nprobe)
-                      if self.manifest.get("faiss", {}).get("type") == "ivf" else faiss.SearchParameters(sel=selector))
+            # (faiss's SWIG wrappers take these keywords; its type stubs do not list them)
+            params = (faiss.SearchParametersIVF(sel=selector,  # type: ignore[call-arg]
+                                                nprobe=faiss.extract_index_ivf(self.vectors).nprobe)
+                      if self.manifest.get("faiss", {}).get("type") == "ivf"
+                      else faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
         scores, ids = self.vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1),
                                           min(top_n, self.vectors.ntotal), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
@@ -225,7 +228,8 @@ class Store:
         freq = self.term_frequencies(terms)
         if sum(freq.values()) <= budget:
             return terms
-        kept, total = [], 0
+        kept: list[str] = []
+        total = 0
         for term in sorted(terms, key=lambda t: freq[t]):
             if kept and total + freq[term] > budget:
                 break
@@ -281,7 +285,8 @@ class Store:
     def allowed_rowids(self, *, article_ids: Sequence[str] = (), titles: Sequence[str] = (),
                        date_from: str | None = None, date_to: str | None = None) -> list[int] | None:
         """Chunk rowids that pass the filters, or None when there is no filter."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str] = []
         if article_ids or titles:
             parts = []
             if article_ids:
@@ -327,7 +332,7 @@ class Builder:
 
     def _start(self, embedder_name: str, embedder_dim: int, chunking: dict[str, Any], ann_threshold: int,
                nprobe: int, rebuild: bool) -> None:
-        self.embedder = {"name": embedder_name, "dim": embedder_dim}
+        self.embedder: dict[str, Any] = {"name": embedder_name, "dim": embedder_dim}
         self.chunking = chunking
         self.ann_threshold, self.nprobe = ann_threshold, nprobe
         self._remove_stale_tmp()
@@ -456,7 +461,7 @@ class Builder:
     def _write_vectors(self, total: int) -> dict[str, Any]:
         import faiss
 
-        dim = self.embedder["dim"]
+        dim = int(self.embedder["dim"])
         old_info = (self.previous or {}).get("faiss", {})
         want_ivf = total > self.ann_threshold
         trained_n = int(old_info.get("trained_n", 0))
@@ -468,7 +473,7 @@ class Builder:
             assert self.previous is not None
             index = faiss.read_index(str(self.index_dir / self.previous["generation"] / VECTORS))
             if self.removed_rowids:
-                index.remove_ids(np.asarray(self.removed_rowids, dtype=np.int64))
+                index.remove_ids(np.asarray(self.removed_rowids, dtype=np.int64))  # type: ignore[arg-type]
             if self.added:
                 index.add_with_ids(np.stack([v for _, v in self.added]).astype(np.float32),
                                    np.asarray([r for r, _ in self.added], dtype=np.int64))
