@@ -18,9 +18,10 @@ from .words import STOPWORDS
 NO_ANSWER = "The indexed articles do not answer this question."
 
 _STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
+QUOTE_SLACK = 0.2  # a shorter quote may score this much below the best window of its passage
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 # "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
-_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}|.{0,2}", re.S)
+_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)  # "Jan 28, 2020 ..."
 
 
 @dataclass(frozen=True)
@@ -141,30 +142,59 @@ def question_names(question: str) -> list[list[str]]:
     return [words for name in found if (words := content_words(name))]
 
 
-def best_support(claim: str, hit: Hit, question: str = "") -> tuple[float, int, int]:
+def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 0.5) -> tuple[float, int, int]:
     """(support 0..1, start, end): the window of one to three sentences of the chunk that best supports the
     claim — the share of the claim's content words it holds, halved when a number of the claim is missing,
     or when the window lacks what the question asks about ("Who founded X?" answered from a passage that
-    names someone but says nothing of founding)."""
+    names someone but says nothing of founding). Of windows scoring nearly as well, the shortest is the
+    quote: one word of the claim found in a neighbouring sentence should not triple the highlighted text."""
     words = content_words(_MARKER.sub("", claim))
     asked = set(content_words(question)) & set(words)
     text = hit.chunk.text
     spans = split_sentences(text) or [(0, len(text))]
-    best = (0.0, spans[0][0], spans[0][1])
     numbers = [w for w in words if any(ch.isdigit() for ch in w)]
+    windows: list[tuple[float, int, int, int]] = []  # (score, sentences, start, end)
     for size in (1, 2, 3):
         for i in range(len(spans) - size + 1):
             start, end = spans[i][0], spans[i + size - 1][1]
-            window = text[start:end]
-            have = set(content_words(window))
+            have = set(content_words(text[start:end]))
             score = sum(w in have for w in words) / len(words) if words else 0.0
             if any(n not in have for n in numbers):
                 score *= 0.5
             if asked and sum(w in have for w in asked) < 2 * len(asked) / 3:
                 score *= 0.5
-            if score > best[0] + 1e-9:
-                best = (score, start, end)
-    return best
+            windows.append((score, size, start, end))
+    top = max(w[0] for w in windows)
+    # "nearly as well": within 0.2 (one content word in five), and on the same side of min_support
+    near = [w for w in windows if w[0] >= top - QUOTE_SLACK and (w[0] >= min_support or top < min_support)]
+    score, _, start, end = min(near, key=lambda w: (w[1], -w[0], w[2]))
+    return score, start, end
+
+
+def _useful(claim: str, scored: list[tuple[int, tuple[float, int, int]]], by_number: dict[int, Passage],
+            min_support: float, question: str) -> list[tuple[int, tuple[float, int, int]]]:
+    """The citations of a supported sentence worth keeping: the best one, any other that supports the
+    sentence too, and any that half supports it while holding claim words the kept ones lack (words of the
+    question do not count: they are in every passage). "…is suffering [1] [3]" loses [3] when passage 3
+    only shares the company's name with it."""
+    words = set(content_words(_MARKER.sub("", claim))) - set(content_words(question))
+    kept: list[tuple[int, tuple[float, int, int]]] = []
+    covered: set[str] = set()
+    for m, window in sorted(scored, key=lambda item: -item[1][0]):
+        adds = (words & set(content_words(by_number[m].hit.chunk.text[window[1]:window[2]]))) - covered
+        if not kept or window[0] >= min_support or (adds and window[0] >= min_support / 2):
+            kept.append((m, window))
+            covered |= adds
+    order = [m for m, _ in scored]
+    return sorted(kept, key=lambda item: order.index(item[0]))
+
+
+def _with_markers(sentence: str, markers: Sequence[int]) -> str:
+    """The sentence with its markers written once each, before its closing stop: "It rose 5% [1] [2]."."""
+    body = _MARKER.sub("", sentence).strip()
+    stop = body[-1] if body and body[-1] in ".!?。！？" else "."
+    body = body.rstrip(".!?。！？ ")
+    return body + "".join(f" [{m}]" for m in markers) + stop if markers else body + stop
 
 
 def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, question: str = ""
@@ -185,7 +215,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     pieces: list[str] = []
     for sentence, markers in split_claims(raw):
         markers = tuple(dict.fromkeys(markers))  # keep order, drop repeats
-        scored = [(m, best_support(sentence, by_number[m].hit, question)) for m in markers]
+        scored = [(m, best_support(sentence, by_number[m].hit, question, min_support)) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
         claim_words = set(content_words(sentence))
         names_missing = any(all(w in claim_words for w in n) for n in absent)
@@ -195,16 +225,19 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         if support < min_support and not names_missing:
             # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
             # to the shown passage that does support it, rather than drop a true, checkable claim.
-            alternatives = [(p.number, best_support(sentence, p.hit, question)) for p in passages]
+            alternatives = [(p.number, best_support(sentence, p.hit, question, min_support)) for p in passages]
             number, window = max(alternatives, key=lambda a: a[1][0], default=(0, (0.0, 0, 0)))
             if window[0] >= min_support:
                 scored, support, recited = [(number, window)], window[0], True
                 markers = (number,)
-                sentence = _MARKER.sub("", sentence).rstrip(" .") + f" [{number}]."
+        if support >= min_support:
+            scored = _useful(sentence, scored, by_number, min_support, question)
+            markers = tuple(m for m, _ in scored)
+        sentence = _with_markers(sentence, markers)
         for m, window in scored:
             spans.setdefault(m, []).append(window)
-        pieces.append(sentence.strip())
-        sentences.append(Sentence(text=sentence.strip(), markers=markers, supported=support >= min_support,
+        pieces.append(sentence)
+        sentences.append(Sentence(text=sentence, markers=markers, supported=support >= min_support,
                                   support=support, recited=recited))
     raw = " ".join(pieces)
     if not any(s.supported for s in sentences):

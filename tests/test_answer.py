@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag import NO_ANSWER, Answer, Filters, Pipeline
-from rag.cite import Passage, cite, split_claims
+from rag.cite import Passage, cite, select_context, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
 from rag.errors import PromptError, QueryError
 from rag.generate import PROMPT_FIELDS, Prompts, answer_grammar
@@ -138,3 +138,35 @@ def test_claim_about_a_name_no_passage_mentions_is_unsupported(indexed: Settings
     assert answer.refused and answer.sentences and not answer.sentences[0].supported
     pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Eastmoor opened to traffic on Monday [1].")
     assert not pipeline.ask("When did the new river bridge in Eastmoor open to traffic?").refused
+
+
+def test_citations_that_add_nothing_are_dropped_and_markers_written_once() -> None:
+    dam = Hit(chunk=Chunk("a-000", "a", "The dam is 90 m tall. It holds 2 billion litres.", 0, 48), score=1.0, rank=1,
+              title="Dam")
+    mayor = Hit(chunk=Chunk("b-000", "b", "The mayor visited the dam on Monday.", 0, 36), score=0.5, rank=2,
+                title="Mayor")
+    passages = [Passage(1, dam, ((0, 21),)), Passage(2, mayor, ((0, 36),))]
+    text, sentences, citations, refused = cite("The dam is 90 m tall. [1] [1] [2]", passages)
+    assert not refused and text == "The dam is 90 m tall [1]." and [c.marker for c in citations] == [1]
+    assert sentences[0].markers == (1,)
+    # a second passage that holds words the first lacks stays cited
+    text, _, citations, _ = cite("The 90 m dam was visited by the mayor on Monday [1] [2].", passages)
+    assert text.endswith("[1] [2].") and [c.marker for c in citations] == [1, 2]
+
+
+def test_quote_is_the_shortest_window_that_supports_the_claim() -> None:
+    text = ("Acme has a market capitalization of $5.9 billion. That is a lot. "
+            "Acme's market cap was $16.5 billion at its IPO in 2021.")
+    hit = Hit(chunk=Chunk("a-000", "a", text, 100, 100 + len(text)), score=1.0, rank=1, title="Acme")
+    ipo = text.index("Acme's market cap")
+    _, _, citations, refused = cite("Acme's market capitalization at its IPO was $16.5 billion [1].",
+                                    [Passage(1, hit, ((ipo, len(text)),))])
+    # the first sentence adds only "capitalization": the quote is the IPO sentence alone
+    assert not refused and citations[0].quote == text[ipo:] and citations[0].start == 100 + ipo
+
+
+def test_a_date_only_line_is_not_shown_to_the_model() -> None:
+    text = "Jan 28, 2020 ... In February 2014, Facebook bought WhatsApp for $19 billion."
+    hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Deals", dense_score=0.5)
+    passages = select_context("Who bought WhatsApp?", [hit], HashEmbedder(), max_sentences=4)
+    assert [p.text for p in passages] == [text[17:]]
