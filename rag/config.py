@@ -67,7 +67,8 @@ class Settings:
     max_question_chars: int = 2000  # longer questions are truncated with a note
 
     # answering
-    context_sentences: int = 4  # sentences shown to the model (seed set: 4 and 6 both 0.85 correct; 4 is 1.3 s faster)
+    context_sentences: int = 6  # sentences shown to the model. Measured (answer accuracy, seed / rgb_en; TTFT p50):
+    # 4: 0.85 / 0.53, 2.3 s; 5: 0.90 / 0.53, 2.7 s; 6: 0.90 / 0.57, 3.1 s (bench/bench_eval.sh, a quiet 2-core box)
     context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
     min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
