@@ -82,7 +82,8 @@ class Pipeline:
                 self._generator = OpenAICompatibleGenerator(s.llm_url, model=s.llm_api_model)
             else:
                 path = resolve_llm_path(s.llm_path, s.cache_dir, log=lambda m: print(m, file=sys.stderr))
-                self._generator = LlamaCppGenerator(path, n_ctx=s.llm_context, threads=s.threads,
+                self._generator = LlamaCppGenerator(path, n_ctx=s.llm_context, threads=s.generate_threads,
+                                                    batch_threads=s.prompt_threads,
                                                     name=model_name(s.llm_path))
         return self._generator
 

@@ -92,7 +92,8 @@ def line_grammar(max_chars: int = 200) -> str:
 class LlamaCppGenerator:
     """A local GGUF model through llama-cpp-python; its chat template is read from the file."""
 
-    def __init__(self, model_path: Path, *, n_ctx: int = 2048, threads: int = 0, name: str | None = None) -> None:
+    def __init__(self, model_path: Path, *, n_ctx: int = 2048, threads: int = 0, batch_threads: int = 0,
+                 name: str | None = None) -> None:
         try:
             import llama_cpp
         except ImportError:
@@ -100,8 +101,10 @@ class LlamaCppGenerator:
         self._llama_cpp = llama_cpp
         self.name = name or Path(model_path).stem
         kwargs: dict[str, Any] = {"n_ctx": n_ctx, "verbose": False, "n_batch": 512}
-        if threads:
-            kwargs.update(n_threads=threads, n_threads_batch=threads)
+        if threads:  # writing a token: one matrix-vector pass per token, bound by memory bandwidth
+            kwargs["n_threads"] = threads
+        if batch_threads:  # reading the prompt: matrix-matrix work that scales with cores
+            kwargs["n_threads_batch"] = batch_threads
         try:
             self._llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
         except (ValueError, RuntimeError) as exc:
@@ -111,11 +114,12 @@ class LlamaCppGenerator:
         return self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> Iterator[str]:
-        chunks = self._llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens, temperature=0.0,
+        chunks = self._llm.create_chat_completion(messages=list(messages),  # type: ignore[arg-type]
+                                                  max_tokens=max_tokens, temperature=0.0,
                                                   grammar=self._grammar(grammar), stream=True)
         for chunk in chunks:
             delta = chunk["choices"][0].get("delta", {}).get("content")  # type: ignore[index,union-attr]
-            if delta:
+            if isinstance(delta, str) and delta:
                 yield delta
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:

@@ -101,3 +101,16 @@ def test_chat_starts_the_ui_app_in_place(monkeypatch: pytest.MonkeyPatch, tmp_pa
     argv = calls[0]
     assert argv[1].endswith("ui/app.py") and Path(argv[1]).is_file()
     assert argv[2:] == ["--host", "127.0.0.1", "--port", "7999", "--index-dir", str(tmp_path)]
+
+
+def test_thread_settings_resolve_to_the_measured_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.config import Settings
+    from rag.errors import ConfigError
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    default = Settings()
+    assert (default.generate_threads, default.prompt_threads) == (1, 2)  # one writing, both reading
+    chosen = Settings.from_env({"RAG_THREADS": "2", "RAG_BATCH_THREADS": "1"})
+    assert (chosen.generate_threads, chosen.prompt_threads) == (2, 1)
+    with pytest.raises(ConfigError, match="batch_threads"):
+        Settings(batch_threads=-1)

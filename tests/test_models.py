@@ -75,6 +75,9 @@ def test_default_model_gives_a_verified_cited_answer(seed_pipeline: Pipeline) ->
     answer = seed_pipeline.ask("What was SenseTime's market capitalization at its IPO?")
     assert not answer.refused and "16.5" in answer.text
     assert answer.model.startswith("qwen2.5-coder-1.5b")
+    llm = seed_pipeline.generator._llm  # type: ignore[attr-defined]
+    settings = seed_pipeline.settings
+    assert (llm.n_threads, llm.n_threads_batch) == (settings.generate_threads, settings.prompt_threads)
     _check_citations(seed_pipeline, answer)
     assert any("16.5 billion" in c.quote for c in answer.citations)
     assert answer.timings["ttft_s"] <= answer.timings["total_s"]
