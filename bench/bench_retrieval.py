@@ -16,6 +16,12 @@ Part 2, hybrid retrieval on a real index: --hybrid-articles (2000) synthetic art
   questions made of words from the articles: p50/p95 ms for hybrid (FAISS + SQLite FTS5/BM25 + fusion),
   and for dense-only and lexical-only for comparison. The fake embedder costs next to nothing, so this is
   the store's share of a query; the real model's query embedding comes on top of it.
+Part 3, end-to-end hybrid retrieval at size (--scale 10000,100000,1000000): an index of that many chunks is
+  written straight through rag.store.Builder (synthetic paragraphs, hashed vectors of MiniLM's shape: 384
+  dims; IVF above the app's ann_threshold, as the app builds it), then `Pipeline.retrieve(question)` is timed
+  --repeat times over 100 questions for hybrid, dense and lexical, with the question embedded by the real
+  MiniLM (--query-embedder minilm, the default; `hash` leaves the model out), and its parts on their own
+  (FTS5 BM25 with and without the postings budget, FAISS, the query embedding).
 A compact table of everything is printed at the end.
 
 Recall depends heavily on how the synthetic vectors are spread (--centres, --noise, --query-noise): with the
@@ -28,6 +34,7 @@ How to run (from the repository root, with the project's virtualenv):
     .venv/bin/python bench/bench_retrieval.py                      # 10k, 100k, 1M vectors; 2000 articles
     .venv/bin/python bench/bench_retrieval.py --sizes 100000 --nprobe 4,8,16,32,64
     .venv/bin/python bench/bench_retrieval.py --sizes 10000 --queries 20 --hybrid-articles 100   # smoke test
+    .venv/bin/python bench/bench_retrieval.py --sizes "" --hybrid-articles 0 --scale 10000,100000,1000000
 Other options: --nlist auto|N, --k 10, --centres 2000, --noise 0.05 (per-dimension spread around a centre),
 --query-noise 0.035, --threads T (calls faiss.omp_set_num_threads(T); by default faiss's own default is
 left alone), --hybrid-articles 0 (skip part 2), --seed S, --tmp DIR.
@@ -223,7 +230,7 @@ def bench_hybrid(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def build_synthetic_index(index_dir: Path, chunks: int, seed: int) -> tuple[list[str], float]:
+def build_synthetic_index(index_dir: Path, chunks: int, seed: int, embedder: object = None) -> tuple[list[str], float]:
     """An index of about `chunks` chunks written straight through rag.store.Builder (one chunk a paragraph of
     a bench/synth.py article, HashEmbedder vectors), skipping files and ingestion so 1M chunks take minutes,
     not hours. Returns 100 questions made from the articles, and the build time in seconds."""
@@ -237,7 +244,7 @@ def build_synthetic_index(index_dir: Path, chunks: int, seed: int) -> tuple[list
     from rag.types import Article, Chunk
     from tests.fakes import HashEmbedder
 
-    embedder, corpus, settings = HashEmbedder(), Corpus(seed=seed), Settings()
+    embedder, corpus, settings = embedder or HashEmbedder(), Corpus(seed=seed), Settings()
     started = time.perf_counter()
     builder = Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
                       chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
@@ -290,16 +297,27 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
     from rag.config import Settings
     from tests.fakes import HashEmbedder
 
+    if args.query_embedder == "minilm":
+        # The real query path: MiniLM embeds each question (~10 ms on 2 cores); the index holds hashed vectors
+        # of MiniLM's shape (384 dims, its name), since embedding 1M chunks for real would take ~14 hours.
+        from rag.embed import SentenceTransformerEmbedder
+
+        query_embedder: object = SentenceTransformerEmbedder()
+        doc_embedder = type("MiniLMShaped", (HashEmbedder,), {"dim": query_embedder.dim,  # type: ignore[attr-defined]
+                                                              "name": query_embedder.name})()  # type: ignore[attr-defined]
+    else:
+        query_embedder = doc_embedder = HashEmbedder()
     rows = []
     for n in sizes:
-        say(f"\n== hybrid retrieval at {n:,} chunks (synthetic, HashEmbedder, written through Builder) ==")
+        say(f"\n== hybrid retrieval at {n:,} chunks (synthetic, {type(doc_embedder).__name__} {doc_embedder.dim} dims, "
+            f"questions embedded by {type(query_embedder).__name__}, written through Builder) ==")
         with tempfile.TemporaryDirectory(prefix="rag-bench-scale-", dir=args.tmp) as tmp:
             index_dir = Path(tmp) / "index"
-            questions, build_s = build_synthetic_index(index_dir, n, args.seed)
+            questions, build_s = build_synthetic_index(index_dir, n, args.seed, doc_embedder)
             manifest = json.loads((index_dir / "manifest.json").read_text())
             say(f"index: {manifest['counts']['chunks']:,} chunks in {manifest['counts']['articles']:,} articles, "
                 f"faiss {manifest['faiss']}, built in {build_s:.0f} s")
-            pipeline = Pipeline(Settings(index_dir=index_dir), embedder=HashEmbedder())
+            pipeline = Pipeline(Settings(index_dir=index_dir), embedder=query_embedder)  # type: ignore[arg-type]
             try:
                 store = pipeline.store
                 for mode in ("hybrid", "dense", "lexical"):
@@ -316,12 +334,14 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
                     rows.append({"n": n, "index": f"{mode} (rag)", "nlist": manifest["faiss"].get("nlist", ""),
                                  "nprobe": manifest["faiss"].get("nprobe", ""), "build": build_s,
                                  "p50": p50, "p95": p95, "recall": None})
-                qvecs = [HashEmbedder().embed_query(q) for q in questions]
+                qvecs = [query_embedder.embed_query(q) for q in questions]  # type: ignore[attr-defined]
                 budget = pipeline.settings.lexical_postings_budget
                 parts = {f"FTS5 BM25 (50, budget {budget:,})": [
                              partial(store.search_lexical, q, 50, postings_budget=budget) for q in questions],
                          "FTS5 BM25 (50, every word)": [partial(store.search_lexical, q, 50) for q in questions],
-                         "FAISS (50)": [partial(store.search_dense, v, 50) for v in qvecs]}
+                         "FAISS (50)": [partial(store.search_dense, v, 50) for v in qvecs],
+                         "query embedding": [partial(query_embedder.embed_query, q)  # type: ignore[attr-defined]
+                                             for q in questions]}
                 for label, calls in parts.items():
                     lat = []
                     for call in calls:
@@ -371,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="chunk counts for end-to-end hybrid retrieval at scale, e.g. 10000,100000,1000000 "
                              "(chunks written straight into an index; empty skips it)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the questions at each --scale size (3)")
+    parser.add_argument("--query-embedder", choices=("hash", "minilm"), default="minilm",
+                        help="--scale: embed questions with the real MiniLM (default) or the hashing fake")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--tmp", default=None, help="parent folder for the hybrid part's temporary index")
     args = parser.parse_args(argv)

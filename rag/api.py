@@ -35,7 +35,7 @@ History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns
 def load_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name (default: packaged all-MiniLM-L6-v2)."""
     return SentenceTransformerEmbedder(settings.embed_model, batch_size=settings.embed_batch_size,
-                                       threads=settings.threads)
+                                       threads=settings.threads, query_threads=settings.generate_threads)
 
 
 def build_index(path: str | Path | None = None, *, settings: Settings | None = None,

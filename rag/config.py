@@ -38,7 +38,8 @@ class Settings:
     llm_api_model: str = "default"  # model name sent to that server
     llm_context: int = 2048  # tokens of context window for the local model
     max_answer_tokens: int = 160  # upper bound on generated tokens
-    threads: int = 0  # CPU threads writing the answer's tokens (and running the embedder); 0 = half the cores
+    threads: int = 0  # CPU threads writing the answer's tokens and embedding the question; 0 = half the cores
+    # (indexing embeds documents on all cores unless this is set)
     batch_threads: int = 0  # CPU threads reading the prompt; 0 = all cores
     # Measured on 2 cores (bench/bench_answer.py, seed set, TTFT / total p50): 1 writing + 2 reading 3.7 / 5.1 s,
     # 1 + 1 6.2 / 7.7 s, 2 + 2 3.9 / 5.5 s. Beside a process busy on one core: 1 + 2 6.5 / 7.9 s, 1 + 1

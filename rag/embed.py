@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -47,7 +48,7 @@ def resolve_embed_model(model: str) -> tuple[Path, str]:
 class SentenceTransformerEmbedder:
     """Any local sentence-transformers model; vectors are L2-normalised so inner product is cosine."""
 
-    def __init__(self, model: str = "", *, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, model: str = "", *, batch_size: int = 32, threads: int = 0, query_threads: int = 0) -> None:
         path, self.name = resolve_embed_model(model)
         # The weights are on disk: never let the hub client try the network.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +70,10 @@ class SentenceTransformerEmbedder:
             pass
         if threads:
             torch.set_num_threads(threads)
+        self._torch = torch
+        # A question is one short sequence: a second thread saves ~3 ms of ~12, and retrieval runs BM25 on the
+        # other core meanwhile (measured at 1M chunks: 19 ms side by side with one thread, 23 ms in turn with two).
+        self.query_threads = query_threads
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
@@ -98,6 +103,19 @@ class SentenceTransformerEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        vec = self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False, prompt_name=self._query_prompt)
+        with self._threads(self.query_threads):
+            vec = self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False, prompt_name=self._query_prompt)
         return np.asarray(vec[0], dtype=np.float32)
+
+    @contextmanager
+    def _threads(self, count: int) -> Iterator[None]:
+        """torch's intra-op thread count set to count (0: unchanged) for the duration; it is process-wide."""
+        before = self._torch.get_num_threads()
+        if count and count != before:
+            self._torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            if count and count != before:
+                self._torch.set_num_threads(before)

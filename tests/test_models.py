@@ -152,3 +152,19 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Pat
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.models
+def test_question_embedding_on_one_thread_matches_and_restores_torch(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    before, question = torch.get_num_threads(), "Which drone maker was blacklisted by the US Treasury?"
+    try:
+        real_embedder.query_threads = 0
+        everywhere = real_embedder.embed_query(question)
+        real_embedder.query_threads = 1  # as a Pipeline runs it, with BM25 on the other core
+        one = real_embedder.embed_query(question)
+    finally:
+        real_embedder.query_threads = 0
+    assert torch.get_num_threads() == before
+    assert float(one @ everywhere) > 0.9999
