@@ -300,9 +300,9 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
     if args.query_embedder == "minilm":
         # The real query path: MiniLM embeds each question (~10 ms on 2 cores); the index holds hashed vectors
         # of MiniLM's shape (384 dims, its name), since embedding 1M chunks for real would take ~14 hours.
-        from rag.embed import SentenceTransformerEmbedder
+        from rag.api import load_embedder
 
-        query_embedder: object = SentenceTransformerEmbedder()
+        query_embedder: object = load_embedder(Settings())  # as a Pipeline loads it (question on one thread)
         doc_embedder = type("MiniLMShaped", (HashEmbedder,), {"dim": query_embedder.dim,  # type: ignore[attr-defined]
                                                               "name": query_embedder.name})()  # type: ignore[attr-defined]
     else:

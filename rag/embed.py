@@ -82,6 +82,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         prompts = getattr(self._model, "prompts", {}) or {}
         self._query_prompt = "query" if "query" in prompts else None
+        self._preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize  # renamed in v6
         self._doc_prompt = "document" if "document" in prompts else None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -103,10 +104,15 @@ class SentenceTransformerEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        with self._threads(self.query_threads):
-            vec = self._model.encode([text], normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False, prompt_name=self._query_prompt)
-        return np.asarray(vec[0], dtype=np.float32)
+        # The model's own modules (transformer, pooling) called directly: encode()'s batching and bookkeeping
+        # cost ~1.6 ms of ~14.5 for one short question on one core, and a question is on the critical path.
+        if self._query_prompt:
+            text = (self._model.prompts.get(self._query_prompt) or "") + text
+        with self._threads(self.query_threads), self._torch.inference_mode():
+            features = self._preprocess([text])
+            vec = self._model(features)["sentence_embedding"]
+            vec = self._torch.nn.functional.normalize(vec, dim=-1)
+        return vec[0].numpy().astype(np.float32, copy=False)
 
     @contextmanager
     def _threads(self, count: int) -> Iterator[None]:

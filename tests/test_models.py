@@ -168,3 +168,6 @@ def test_question_embedding_on_one_thread_matches_and_restores_torch(real_embedd
         real_embedder.query_threads = 0
     assert torch.get_num_threads() == before
     assert float(one @ everywhere) > 0.9999
+    # the direct call of the model's modules gives what sentence-transformers' encode() gives
+    encoded = real_embedder._model.encode([question], normalize_embeddings=True)[0]
+    assert float(everywhere @ encoded) > 0.9999 and everywhere.dtype == encoded.dtype
