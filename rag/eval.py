@@ -156,7 +156,6 @@ def score_answers(questions: Sequence[Question], ask: Callable[[str], Answer], *
             retrieval.append(answer.timings["retrieval_s"])
         if "prompt_tokens" in answer.timings:
             prompt_tokens.append(answer.timings["prompt_tokens"])
-        passages = {h.chunk.id: h.chunk.text for h in answer.hits}
         is_correct = q.answerable and not answer.refused and answer_is_correct(answer.text, q)
         correct += is_correct
         refused_right += (not q.answerable) and answer.refused
@@ -164,7 +163,8 @@ def score_answers(questions: Sequence[Question], ask: Callable[[str], Answer], *
         gold_cited = False
         citation_rows = []
         for c in answer.citations:
-            gold = any(supports(passages.get(c.chunk_id, c.quote), quote) for _, quote in q.evidence)
+            # the highlighted quote itself, not the whole chunk around it, must hold the gold evidence
+            gold = any(supports(c.quote, quote) for _, quote in q.evidence)
             ok = gold or c.support >= min_support  # its own passage, not a neighbouring marker's, must hold up
             cited_total += 1
             cited_ok += ok
