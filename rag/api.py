@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
+from collections.abc import Generator as Steps
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +32,16 @@ from .types import Answer, Hit
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
 StreamEvent = Union[tuple[Hit, ...], str, Answer]
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
+
+
+class _Failed:
+    """An exception raised on the answering thread, on its way to the consumer of Pipeline.stream()."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()  # the answering thread has finished
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -122,11 +134,42 @@ class Pipeline:
 
     def stream(self, question: str, *, history: History | None = None,
                filters: Filters | None = None) -> Iterator[StreamEvent]:
-        """Yields the retrieved hits, then the answer text as it is generated, then the final Answer."""
-        with self._lock:
-            yield from self._stream(question, history, filters)
+        """Yields the retrieved hits, then the answer text as it is generated, then the final Answer.
 
-    def _stream(self, question: str, history: History | None, filters: Filters | None) -> Iterator[StreamEvent]:
+        The work runs on a thread of its own that holds the models' lock from start to end, so the
+        consumer may step this generator from any thread (Gradio moves a stream between worker
+        threads) and closing it early stops the work at the next token and frees the lock.
+        """
+        events: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    steps = self._stream(question, history, filters)
+                    try:
+                        for event in steps:
+                            if stop.is_set():
+                                break
+                            events.put(event)
+                    finally:
+                        steps.close()
+            except BaseException as exc:  # handed to the consumer, raised there
+                events.put(_Failed(exc))
+            finally:
+                events.put(_DONE)
+
+        threading.Thread(target=work, name="rag-answer", daemon=True).start()
+        try:
+            while (event := events.get()) is not _DONE:
+                if isinstance(event, _Failed):
+                    raise event.error
+                yield event
+        finally:
+            stop.set()
+
+    def _stream(self, question: str, history: History | None,
+                filters: Filters | None) -> Steps[StreamEvent, None, None]:
         started = time.perf_counter()
         s = self.settings
         text, note = prepare_question(question, s.max_question_chars)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,58 @@ def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> Non
     assert isinstance(events[-1], Answer) and "".join(events[1:-1]).strip() == events[-1].text
     timings = events[-1].timings
     assert {"retrieval_s", "ttft_s", "total_s", "prompt_tokens"} <= set(timings)
+
+
+def test_stream_can_be_stepped_from_any_thread(indexed: Settings) -> None:
+    """Gradio steps one stream from several worker threads; the models' lock must not mind."""
+    pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].", "They stole coins [1].")
+    stream = pipeline.stream("What did the thieves steal from the museum?")
+    events: list[object] = []
+    while True:  # every step on a fresh thread, as a thread pool may do
+        box: list[object] = []
+        step = threading.Thread(target=lambda out=box: out.append(next(stream, StopIteration)))
+        step.start()
+        step.join(timeout=30)
+        if box[0] is StopIteration:
+            break
+        events.append(box[0])
+    assert isinstance(events[-1], Answer) and not events[-1].refused
+    assert not pipeline.ask("What did the thieves steal from the museum?").refused  # the lock was freed
+
+
+class _SlowGenerator(ScriptedGenerator):
+    """Writes its reply one word every few milliseconds and counts the words it wrote."""
+
+    def __init__(self, replies: list[str]) -> None:
+        super().__init__(replies)
+        self.written = 0
+
+    def stream(self, messages, *, max_tokens=128, grammar=None):  # type: ignore[no-untyped-def]
+        for piece in super().stream(messages, max_tokens=max_tokens, grammar=grammar):
+            time.sleep(0.01)
+            self.written += 1
+            yield piece
+
+
+def test_closing_a_stream_stops_the_model_and_frees_the_pipeline(indexed: Settings) -> None:
+    long_reply = "Thieves stole 42 Roman gold coins [1]. " + "They also took more coins [1]. " * 100
+    gen = _SlowGenerator([long_reply, "Thieves stole 42 Roman gold coins [1]."])
+    pipeline = Pipeline(indexed, embedder=HashEmbedder(), generator=gen)
+    stream = pipeline.stream("What did the thieves steal from the museum?")
+    assert isinstance(next(stream), tuple)  # the sources
+    assert isinstance(next(stream), str)  # the first words, then the reader leaves
+    stream.close()
+    answer = pipeline.ask("What did the thieves steal from the museum?")  # waits for the lock, then gets it
+    assert "42" in answer.text and not answer.refused
+    assert gen.written < len(long_reply.split()) // 2  # the abandoned answer stopped early
+
+
+def test_errors_reach_the_reader_of_the_stream(indexed: Settings) -> None:
+    pipeline, _ = scripted_pipeline(indexed)  # no replies: the model call raises
+    with pytest.raises(AssertionError, match="more often"):
+        list(pipeline.stream("What did the thieves steal from the museum?"))
+    with pytest.raises(QueryError, match="empty"):
+        next(pipeline.stream("  "))
 
 
 def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
