@@ -171,3 +171,23 @@ def test_question_embedding_on_one_thread_matches_and_restores_torch(real_embedd
     # the direct call of the model's modules gives what sentence-transformers' encode() gives
     encoded = real_embedder._model.encode([question], normalize_embeddings=True)[0]
     assert float(everywhere @ encoded) > 0.9999 and everywhere.dtype == encoded.dtype
+
+
+@pytest.mark.models
+def test_question_path_is_traced_and_falls_back_to_eager(real_embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    questions = ["Who?", "When did the Ever Given block the Suez Canal, and for how many days was it stuck there?"]
+    encoded = real_embedder._model.encode(questions, normalize_embeddings=True)
+    real_embedder.embed_query(questions[0])
+    assert real_embedder._query_forward != real_embedder._eager_forward  # MiniLM traces
+    traced = [real_embedder.embed_query(q) for q in questions]
+    try:  # a model TorchScript cannot trace is answered by the eager path, with the same vectors
+        real_embedder._query_forward = None
+        monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("untraceable")))
+        eager = [real_embedder.embed_query(q) for q in questions]
+        assert real_embedder._query_forward == real_embedder._eager_forward
+    finally:
+        real_embedder._query_forward = None
+    for got in (traced, eager):
+        assert all(float(v @ e) > 0.9999 for v, e in zip(got, encoded))
