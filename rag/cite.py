@@ -18,6 +18,8 @@ from .words import STOPWORDS
 NO_ANSWER = "The indexed articles do not answer this question."
 
 _STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
+# asks for something ("In which year…", "By how much…"), so an answer must say something the question does not
+_WH_QUESTION = re.compile(r"\s*(?:\w+\s+)?(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 QUOTE_SLACK = 0.2  # a shorter quote may score this much below the best window of its passage
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 # "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
@@ -76,7 +78,7 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
         for s, e in split_sentences(hit.chunk.text):
             key = (hit.chunk.article_id, hit.chunk.start + s)
             text = hit.chunk.text[s:e]
-            if key not in seen and text != hit.title and not _DATE_LINE.fullmatch(text):
+            if key not in seen and not _DATE_LINE.fullmatch(text):
                 seen.add(key)
                 candidates.append((i, s, e))
     if not candidates:
@@ -208,6 +210,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     # Fed's decision was retrieved) means a claim repeating it cannot be supported, however many words match.
     shown = set(content_words(" ".join(f"{p.hit.title} {p.hit.chunk.text}" for p in passages)))
     absent = [n for n in question_names(question) if not all(w in shown for w in n)]
+    asked_words, wh_question = set(content_words(question)), bool(_WH_QUESTION.match(question))
     # drop markers that point at no passage the model was shown (a prompt injection cannot add one)
     raw = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in by_number else "", raw)
     sentences: list[Sentence] = []
@@ -217,12 +220,14 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         markers = tuple(dict.fromkeys(markers))  # keep order, drop repeats
         scored = [(m, best_support(sentence, by_number[m].hit, question, min_support)) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
-        claim_words = set(content_words(sentence))
+        claim_words = set(content_words(_MARKER.sub("", sentence)))
         names_missing = any(all(w in claim_words for w in n) for n in absent)
-        if names_missing:
+        # "What rocket carried Webb into space?" answered "The rocket carried Webb into space [3]." repeats the
+        # question: every word is in the passage, and nothing is answered
+        if names_missing or (wh_question and not claim_words - asked_words):
             scored, support = [(m, (0.0, s, e)) for m, (_, s, e) in scored], 0.0
         recited = False
-        if support < min_support and not names_missing:
+        if support < min_support and not names_missing and (claim_words - asked_words or not wh_question):
             # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
             # to the shown passage that does support it, rather than drop a true, checkable claim.
             alternatives = [(p.number, best_support(sentence, p.hit, question, min_support)) for p in passages]

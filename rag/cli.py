@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -129,22 +130,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen_rows(text: str, columns: int) -> int:
+    """How many terminal rows text takes when written from the start of a row."""
+    return sum(max(1, -(-len(line) // max(1, columns))) for line in text.split("\n"))
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from .api import Pipeline
     from .types import Answer
 
     pipeline = Pipeline(_settings(args))
     answer: Answer | None = None
+    live = sys.stdout.isatty() and not args.json  # a pipe or a file gets the checked answer only, once
+    written = ""
     for event in pipeline.stream(args.question, filters=_filters(args)):
         if isinstance(event, Answer):
             answer = event
-        elif isinstance(event, str) and not args.json:
+        elif isinstance(event, str) and live:
             print(event, end="", flush=True)  # the answer as it is written
+            written += event
     assert answer is not None
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    print("\r\033[K" + answer.text if sys.stdout.isatty() else "\n" + answer.text)
+    if written:  # the checked answer replaces the draft (markers dropped, or refused)
+        up = _screen_rows(written, shutil.get_terminal_size().columns) - 1
+        print("\r" + (f"\033[{up}A" if up else "") + "\033[J", end="")
+    print(answer.text)
     for c in answer.citations:
         print(f"  [{c.marker}] {c.title} ({c.published or 'no date'}; {Path(c.source).name}, chars {c.start}-{c.end})")
         print(f"      “{c.quote}”")

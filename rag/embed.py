@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -138,7 +139,10 @@ class SentenceTransformerEmbedder:
         Costs ~0.3 s once, on the first question, and a second copy of the weights (~90 MB for MiniLM)."""
         import torch  # loaded already, by __init__
 
+        st_log = logging.getLogger("sentence_transformers")  # the tracer reads every attribute, deprecated ones too
+        st_level = st_log.level
         try:
+            st_log.setLevel(logging.ERROR)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TracerWarnings about Python branches: constant for batch 1
                 example = self._preprocess([_TRACE_PROBES[0]])
@@ -173,6 +177,8 @@ class SentenceTransformerEmbedder:
             return forward
         except Exception:  # a model TorchScript cannot trace: the eager path is correct, only slower
             return None
+        finally:
+            st_log.setLevel(st_level)
 
     @contextmanager
     def _threads(self, count: int) -> Iterator[None]:

@@ -224,3 +224,29 @@ def test_a_date_only_line_is_not_shown_to_the_model() -> None:
     hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Deals", dense_score=0.5)
     passages = select_context("Who bought WhatsApp?", [hit], HashEmbedder(), max_sentences=4)
     assert [p.text for p in passages] == [text[17:]]
+
+
+def test_an_answer_that_only_repeats_the_question_is_not_supported() -> None:
+    text = "The James Webb Space Telescope was carried into space by an Ariane 5 rocket from Kourou."
+    hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Webb")
+    passages = [Passage(1, hit, ((0, len(text)),))]
+    question = "What rocket carried the James Webb Space Telescope into space?"
+    text_, sentences, _, refused = cite("The rocket carried the James Webb Space Telescope into space [1].",
+                                        passages, question=question)
+    assert refused and text_ == NO_ANSWER and not sentences[0].supported
+    _, _, citations, refused = cite("An Ariane 5 rocket carried the James Webb Space Telescope into space [1].",
+                                    passages, question=question)
+    assert not refused and citations[0].quote == text
+    # a yes/no question may be answered in its own words
+    _, _, _, refused = cite("The James Webb Space Telescope was carried into space by a rocket [1].", passages,
+                            question="Was the James Webb Space Telescope carried into space by a rocket?")
+    assert not refused
+
+
+def test_the_headline_is_a_sentence_the_model_may_be_shown() -> None:
+    text = "Ship freed after blocking the canal for six days\n\nTugs pulled the ship free on Monday."
+    hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1,
+              title="Ship freed after blocking the canal for six days", dense_score=0.5)
+    passages = select_context("For how many days did the ship block the canal?", [hit], HashEmbedder(),
+                              max_sentences=4)
+    assert hit.title in [p.text for p in passages]  # the only sentence that says six days

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from rag.cli import main
+from rag.config import Settings
 
-from .conftest import DATA, SEED_CORPUS
+from .conftest import DATA, SEED_CORPUS, scripted_pipeline
 
 RAG = [sys.executable, "-m", "rag.cli"]
 
@@ -114,3 +115,32 @@ def test_thread_settings_resolve_to_the_measured_defaults(monkeypatch: pytest.Mo
     assert (chosen.generate_threads, chosen.prompt_threads) == (2, 1)
     with pytest.raises(ConfigError, match="batch_threads"):
         Settings(batch_threads=-1)
+
+
+def test_ask_prints_the_checked_answer_once_with_its_sources(
+        indexed: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import rag.api
+
+    reply = "Thieves stole 42 Roman gold coins [1] [7]."  # [7] was never shown: the checked answer drops it
+    monkeypatch.setattr(rag.api, "Pipeline", lambda settings: scripted_pipeline(settings, reply, reply, reply)[0])
+    args = ["ask", "What did the thieves steal from the museum?", "--index-dir", str(indexed.index_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out  # not a terminal: no draft, the answer once
+    assert out.count("Thieves stole") == 1 and "[7]" not in out
+    assert out.startswith("Thieves stole 42 Roman gold coins [1].\n") and "  [1] " in out and "“" in out
+    assert main(args + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == "Thieves stole 42 Roman gold coins [1]." and data["citations"][0]["marker"] == 1
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal: the draft streams, then is replaced
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    draft, final = out.split("\033[J", 1)
+    assert draft.startswith(reply) and final.startswith("Thieves stole 42 Roman gold coins [1].\n")
+
+
+def test_screen_rows_counts_wrapped_lines() -> None:
+    from rag.cli import _screen_rows
+
+    assert _screen_rows("abc", 80) == 1
+    assert _screen_rows("x" * 81, 80) == 2 and _screen_rows("x" * 80, 80) == 1
+    assert _screen_rows("one\n\nthree", 80) == 3
