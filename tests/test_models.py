@@ -84,6 +84,20 @@ def test_default_model_gives_a_verified_cited_answer(seed_pipeline: Pipeline) ->
 
 
 @pytest.mark.models
+def test_warm_leaves_the_instructions_in_the_model_cache(seed_pipeline: Pipeline) -> None:
+    """The chat warms the pipeline at start-up: the next prompt, which begins with the same instructions,
+    finds them read already (llama.cpp keeps the evaluated tokens and reuses a shared prefix)."""
+    llm = seed_pipeline.generator._llm  # type: ignore[attr-defined]
+    llm.reset()  # as freshly loaded, whatever earlier tests asked
+    assert llm.n_tokens == 0
+    seed_pipeline.warm()
+    cached = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+    system = seed_pipeline._system_message()["content"]
+    tokens = llm.tokenize(system.encode("utf-8"), add_bos=False, special=False)[2:-2]  # edges may merge
+    assert len(tokens) > 100 and any(cached[i:i + len(tokens)] == tokens for i in range(len(cached)))
+
+
+@pytest.mark.models
 def test_default_model_refuses_a_read_also_headline(seed_pipeline: Pipeline) -> None:
     answer = seed_pipeline.ask("When will Amazon Web Services launch its European sovereign cloud?")
     assert answer.refused and answer.text == NO_ANSWER and not answer.citations

@@ -386,13 +386,10 @@ def build_app(pipeline: Pipeline) -> Any:
 
 
 def warm(pipeline: Pipeline) -> None:
-    """Load the embedder and the language model once, now; a failure waits in the chat instead of a crash."""
+    """Load the models and read the model's instructions once, now, so the first question is as quick as the
+    next; a failure waits in the chat, where the question that meets it explains it, instead of a crash."""
     try:
-        _ = pipeline.embedder
-    except RagError as exc:
-        print(f"warning: {exc}", file=sys.stderr)
-    try:
-        _ = pipeline.generator
+        pipeline.warm()
     except RagError as exc:
         print(f"warning: {exc}", file=sys.stderr)
 
