@@ -224,10 +224,11 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         names_missing = any(all(w in claim_words for w in n) for n in absent)
         # "What rocket carried Webb into space?" answered "The rocket carried Webb into space [3]." repeats the
         # question: every word is in the passage, and nothing is answered
-        if names_missing or (wh_question and not claim_words - asked_words):
+        restates = wh_question and not claim_words - asked_words
+        if names_missing or restates:
             scored, support = [(m, (0.0, s, e)) for m, (_, s, e) in scored], 0.0
         recited = False
-        if support < min_support and not names_missing and (claim_words - asked_words or not wh_question):
+        if support < min_support and not names_missing and not restates:
             # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
             # to the shown passage that does support it, rather than drop a true, checkable claim.
             alternatives = [(p.number, best_support(sentence, p.hit, question, min_support)) for p in passages]

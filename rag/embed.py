@@ -164,8 +164,6 @@ class SentenceTransformerEmbedder:
                     traced = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
                 def forward(features: dict[str, Any]) -> Any:
-                    if set(keys) - set(features):
-                        return self._eager_forward(features)
                     return traced(*(features[k] for k in keys))
 
                 with torch.no_grad():
