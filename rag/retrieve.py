@@ -181,7 +181,7 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     allowed = (store.allowed_rowids(article_ids=filters.article_ids, titles=filters.titles,
                                     date_from=filters.date_from, date_to=filters.date_to) if filters else None)
     # BM25 runs on another core while the embedder reads the question (SQLite and torch both release the GIL):
-    # at 1M chunks ~8 ms of FTS5 then hides behind ~12 ms of MiniLM (bench_retrieval.py --scale).
+    # at 1M chunks ~10 ms of FTS5 then hides behind ~10-14 ms of MiniLM (bench_retrieval.py --scale).
     bm25 = (_side_thread().submit(store.search_lexical, text, settings.lexical_candidates, allowed,
                                   settings.lexical_postings_budget) if mode != "dense" else None)
     query_vec = embedder.embed_query(text) if mode != "lexical" else None
