@@ -173,13 +173,12 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
     return score, start, end
 
 
-def _useful(claim: str, scored: list[tuple[int, tuple[float, int, int]]], by_number: dict[int, Passage],
-            min_support: float, question: str) -> list[tuple[int, tuple[float, int, int]]]:
+def _useful(words: set[str], scored: list[tuple[int, tuple[float, int, int]]], by_number: dict[int, Passage],
+            min_support: float) -> list[tuple[int, tuple[float, int, int]]]:
     """The citations of a supported sentence worth keeping: the best one, any other that supports the
-    sentence too, and any that half supports it while holding claim words the kept ones lack (words of the
-    question do not count: they are in every passage). "…is suffering [1] [3]" loses [3] when passage 3
-    only shares the company's name with it."""
-    words = set(content_words(_MARKER.sub("", claim))) - set(content_words(question))
+    sentence too, and any that half supports it while holding words of the claim (`words`: its content words
+    less the question's, which are in every passage) that the kept ones lack. "…is suffering [1] [3]" loses
+    [3] when passage 3 only shares the company's name with it."""
     kept: list[tuple[int, tuple[float, int, int]]] = []
     covered: set[str] = set()
     for m, window in sorted(scored, key=lambda item: -item[1][0]):
@@ -237,7 +236,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
                 scored, support, recited = [(number, window)], window[0], True
                 markers = (number,)
         if support >= min_support:
-            scored = _useful(sentence, scored, by_number, min_support, question)
+            scored = _useful(claim_words - asked_words, scored, by_number, min_support)
             markers = tuple(m for m, _ in scored)
         sentence = _with_markers(sentence, markers)
         for m, window in scored:

@@ -73,7 +73,8 @@ class Settings:
 
     # answering
     context_sentences: int = 6  # sentences shown to the model. Measured (answer accuracy, seed / rgb_en; TTFT p50):
-    # 4: 0.85 / 0.53, 2.3 s; 5: 0.90 / 0.53, 2.7 s; 6: 0.90 / 0.57, 3.1 s (bench/bench_eval.sh, a quiet 2-core box)
+    # 4: 0.85 / 0.53, 2.3 s; 5: 0.90 / 0.53, 2.7 s; 6: 0.90 / 0.57, 3.1 s (bench/bench_eval.sh, a quiet 2-core box);
+    # 6 with headlines among the sentences (later): 0.90 / 0.67
     context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
     min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
