@@ -14,12 +14,14 @@ from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
 from .errors import IngestError
-from .ingest import Skipped, iter_files, read_file
+from .files import iter_files, unreadable_reason
+from .ingest import Skipped, read_file
 from .store import Builder
 from .types import Article, Chunk
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding
 EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat on big corpora
+SUMMARY_LINES = 50  # skipped .jsonl lines named in the summary; to_dict() (rag index --json) names them all
 
 Log = Callable[[str], None]
 
@@ -34,6 +36,7 @@ class IndexReport:
     files_removed: int = 0
     files_unchanged: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    skipped_lines: list[Skipped] = field(default_factory=list)  # lines of .jsonl files read: "<path>:<line>"
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
@@ -46,6 +49,7 @@ class IndexReport:
             "files": {"added": self.files_added, "updated": self.files_updated, "removed": self.files_removed,
                       "unchanged": self.files_unchanged, "skipped": len(self.skipped)},
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
+            "skipped_lines": [{"source": s.source, "reason": s.reason} for s in self.skipped_lines],
             "articles_added": self.articles_added,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
@@ -58,11 +62,15 @@ class IndexReport:
         lines = [
             f"index: {self.index_dir}  ({counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks)",
             f"files: {self.files_added} added, {self.files_updated} updated, {self.files_removed} removed, "
-            f"{self.files_unchanged} unchanged, {len(self.skipped)} skipped",
+            f"{self.files_unchanged} unchanged, {len(self.skipped)} skipped"
+            + (f"; {len(self.skipped_lines)} lines of .jsonl files skipped" if self.skipped_lines else ""),
             f"embedded {self.chunks_embedded} chunks of {self.articles_added} new or changed articles; "
             f"removed {self.articles_removed} articles; {self.seconds:.1f} s",
         ]
-        lines += [f"skipped {s.source}: {s.reason}" for s in self.skipped]
+        lines += [f"skipped {s.source}: {s.reason}" for s in self.skipped + self.skipped_lines[:SUMMARY_LINES]]
+        if len(self.skipped_lines) > SUMMARY_LINES:
+            lines.append(f"... and {len(self.skipped_lines) - SUMMARY_LINES} more skipped .jsonl lines "
+                         "(rag index --json lists them all)")
         return "\n".join(lines)
 
 
@@ -111,18 +119,19 @@ def _scan(root: Path, settings: Settings, builder: Builder, report: IndexReport,
         try:
             stat = path.stat()
         except OSError as exc:
-            report.skipped.append(Skipped(key, f"cannot be read: {exc.strerror or exc}"))
+            report.skipped.append(Skipped(key, unreadable_reason(path, exc)))
             continue
         known = builder.known_file(key)
         if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
             report.files_unchanged += 1
             continue
         try:
-            articles = read_file(path, max_file_bytes=settings.max_file_bytes)
+            articles, bad_lines = read_file(path, max_file_bytes=settings.max_file_bytes, root=root)
         except IngestError as exc:
             # A file that was indexed before and is unreadable now keeps its old entry: nothing is lost.
             report.skipped.append(Skipped(key, str(exc)))
             continue
+        report.skipped_lines.extend(bad_lines)  # named once: an unchanged file is not read again
         ids = [a.id for a in articles]
         new = [a for a in articles if not builder.has_article(a.id) and a.id not in pending]
         for article in new:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from .errors import IngestError
+from .files import decode_bytes, iter_files, read_bytes
 from .htmltext import extract_html
 from .types import Article
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 RULES_PATH = Path(__file__).with_name("data") / "boilerplate.json"
 
 _SENTENCE_END = tuple(".!?。！？…\"'”’»)")
@@ -49,67 +47,6 @@ def load_rules(path: Path = RULES_PATH) -> _Rules:
     return _Rules(compiled("drop_line"), compiled("link_line"), compiled("list_header"),
                   int(data["list_item_max_chars"]), int(data["list_item_max_words"]),
                   int(data["trailing_crumb_max_words"]))
-
-
-# ---------------------------------------------------------------- files and encodings
-
-def iter_files(root: Path) -> Iterator[Path]:
-    """Supported files under root (or root itself), sorted, skipping hidden folders and files."""
-    if root.is_file():
-        yield root
-        return
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix.lower() in SUPPORTED_SUFFIXES and (path.is_file() or path.is_symlink()):
-            yield path
-
-
-def decode_bytes(data: bytes) -> str:
-    """Bytes → text: BOMs first, then strict UTF-8, then charset-normalizer's best guess."""
-    if not data.strip():
-        raise IngestError("empty file")
-    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                       (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                       (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError:
-                raise IngestError(f"starts with a {codec} byte-order mark but does not decode as {codec}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        import charset_normalizer  # a maintained detector (the one requests uses)
-
-        matches = list(charset_normalizer.from_bytes(data))
-        if not matches:
-            raise IngestError("not text in any encoding charset-normalizer knows (binary file?)") from None
-        text = str(_prefer_common(matches))
-    if _looks_binary(text):
-        raise IngestError("looks binary (control characters), not text")
-    return text
-
-
-# When several encodings decode a file equally well (Latin-1 French also reads as cp1250 with "č" for "è"),
-# take the one most used for news on the web.
-_COMMON_ENCODINGS = ("utf_8", "ascii", "cp1252", "latin_1", "iso8859_15", "gb18030", "gbk", "gb2312", "big5",
-                     "shift_jis", "euc_jp", "euc_kr", "cp1251", "koi8_r", "utf_16", "iso8859_2", "cp1250")
-
-
-def _prefer_common(matches: list) -> object:
-    best = matches[0]
-    ties = [m for m in matches if m.chaos <= best.chaos + 0.01 and m.coherence >= best.coherence - 0.01]
-    ranked = sorted(ties, key=lambda m: _COMMON_ENCODINGS.index(m.encoding)
-                    if m.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS))
-    return ranked[0]
-
-
-def _looks_binary(text: str) -> bool:
-    sample = text[:20000]
-    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f")
-    return controls > max(2, len(sample) // 100)
 
 
 # ---------------------------------------------------------------- cleaning
@@ -268,14 +205,14 @@ def make_article(text: str, source: str, *, title: str | None = None, published:
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 
 
-def parse_file(path: Path, data: bytes) -> list[Article]:
-    """Articles in one file's bytes (a .jsonl file holds one per line)."""
+def parse_file(path: Path, data: bytes) -> tuple[list[Article], list[Skipped]]:
+    """Articles in one file's bytes (a .jsonl file holds one per line), and the .jsonl lines left out."""
     text = decode_bytes(data)
     suffix = path.suffix.lower()
     source = str(path)
     if suffix in (".html", ".htm"):
         page = extract_html(text)
-        return [make_article(clean_text(page.text), source, title=page.title, published=_iso(page.published))]
+        return [make_article(clean_text(page.text), source, title=page.title, published=_iso(page.published))], []
     if suffix == ".jsonl":
         return _parse_jsonl(text, source)
     meta: dict[str, str] = {}
@@ -284,31 +221,61 @@ def parse_file(path: Path, data: bytes) -> list[Article]:
         text = _strip_markdown(text)
     cleaned = clean_text(text)
     return [make_article(cleaned, source, title=meta.get("title"), published=_iso(meta.get("date")),
-                         url=meta.get("url"))]
+                         url=meta.get("url"))], []
 
 
-def _parse_jsonl(text: str, source: str) -> list[Article]:
+_TEXT_KEYS = ("text", "content", "body", "article")
+
+
+def _parse_jsonl(text: str, source: str) -> tuple[list[Article], list[Skipped]]:
     articles: list[Article] = []
-    problems: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    problems: list[tuple[int, str]] = []
+    # not str.splitlines(): it also splits at U+2028, U+2029 and U+0085, which JSON allows inside strings
+    for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-            body = next((obj[k] for k in ("text", "content", "body", "article") if isinstance(obj.get(k), str)), None)
-            if body is None:
-                raise IngestError("no text/content/body field")
-            title = next((obj[k] for k in ("title", "headline") if isinstance(obj.get(k), str)), None)
-            date = next((obj[k] for k in ("date", "published", "published_at", "publish_date")
-                         if isinstance(obj.get(k), str)), None)
-            url = obj.get("url") if isinstance(obj.get("url"), str) else None
-            articles.append(make_article(clean_text(body), f"{source}#L{lineno}", title=title,
-                                         published=_iso(date), url=url))
-        except (ValueError, AttributeError, IngestError) as exc:
-            problems.append(f"line {lineno}: {exc}")
+            articles.append(_jsonl_article(line, f"{source}#L{lineno}"))
+        except IngestError as exc:
+            problems.append((lineno, str(exc)))
     if not articles:
-        raise IngestError("no readable article in this JSON Lines file" + (f" ({problems[0]})" if problems else ""))
-    return articles
+        first = f"; line {problems[0][0]}: {problems[0][1]}" if problems else ""
+        raise IngestError(f"no usable line in this JSON Lines file ({len(problems)} skipped{first})")
+    return articles, [Skipped(f"{source}:{lineno}", reason) for lineno, reason in problems]
+
+
+def _jsonl_article(line: str, source: str) -> Article:
+    """The article on one .jsonl line; IngestError says why the line cannot be used."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise IngestError(f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:  # brackets nested thousands deep
+        raise IngestError("invalid JSON (nested too deeply)") from None
+    except ValueError as exc:  # a number of more than 4,300 digits; the advice after ";" is for programmers
+        raise IngestError(f"invalid JSON ({str(exc).split(';')[0]})") from None
+    if not isinstance(obj, dict):
+        raise IngestError(f'a JSON {_json_type(obj)}, not an object with a "text" field')
+    key = next((k for k in _TEXT_KEYS if isinstance(obj.get(k), str)), None)
+    if key is None:
+        wrong = next((k for k in _TEXT_KEYS if k in obj), None)
+        if wrong is not None:
+            raise IngestError(f'"{wrong}" is a JSON {_json_type(obj[wrong])}, not a string')
+        raise IngestError('no "text" field (nor "content", "body" or "article")')
+    if not obj[key].strip():
+        raise IngestError(f'"{key}" is empty')
+    title = next((obj[k] for k in ("title", "headline") if isinstance(obj.get(k), str)), None)
+    date = next((obj[k] for k in ("date", "published", "published_at", "publish_date")
+                 if isinstance(obj.get(k), str)), None)
+    url = obj.get("url") if isinstance(obj.get("url"), str) else None
+    return make_article(clean_text(obj[key]), source, title=title, published=_iso(date), url=url)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
+        type(value), "null")
 
 
 def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
@@ -336,24 +303,17 @@ def _iso(value: str | None) -> str | None:
 
 # ---------------------------------------------------------------- folders
 
-def read_file(path: Path, *, max_file_bytes: int) -> list[Article]:
-    """Articles in one file; IngestError says why it cannot be read."""
-    try:
-        size = path.stat().st_size
-        if size > max_file_bytes:
-            raise IngestError(f"{size:,} bytes is over the {max_file_bytes:,}-byte limit (setting max_file_bytes)")
-        data = path.read_bytes()
-    except PermissionError:
-        raise IngestError("permission denied") from None
-    except IsADirectoryError:
-        raise IngestError("is a directory") from None
-    except OSError as exc:
-        raise IngestError(f"cannot be read: {exc.strerror or exc}") from None
-    return parse_file(path, data)
+def read_file(path: Path, *, max_file_bytes: int,
+              root: Path | None = None) -> tuple[list[Article], list[Skipped]]:
+    """Articles in one file, and the .jsonl lines left out; IngestError says why the file cannot be read.
+
+    Only a regular file is read; with root given, a symlink only to a regular file inside root.
+    """
+    return parse_file(path, read_bytes(path, max_bytes=max_file_bytes, root=root))
 
 
 def load_articles(root: Path | str, *, max_file_bytes: int = 20_000_000) -> tuple[list[Article], list[Skipped]]:
-    """Every article under root, and the files skipped with their reasons; never stops on a bad file."""
+    """Every article under root, and the files and .jsonl lines skipped with their reasons; never stops on one."""
     root = Path(root)
     if not root.exists():
         raise IngestError(f"{root} does not exist; give a folder of .txt/.md/.html/.jsonl articles")
@@ -361,7 +321,10 @@ def load_articles(root: Path | str, *, max_file_bytes: int = 20_000_000) -> tupl
     skipped: list[Skipped] = []
     for path in iter_files(root):
         try:
-            articles.extend(read_file(path, max_file_bytes=max_file_bytes))
+            found, bad_lines = read_file(path, max_file_bytes=max_file_bytes, root=root)
         except IngestError as exc:
             skipped.append(Skipped(str(path), str(exc)))
+            continue
+        articles.extend(found)
+        skipped.extend(bad_lines)
     return articles, skipped

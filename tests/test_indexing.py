@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rag import files, indexing
 from rag.api import Pipeline, build_index
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
+from rag.indexing import IndexReport
+from rag.ingest import Skipped
 from rag.retrieve import Filters
 from rag.store import FORMAT_VERSION, Builder, Store
 
@@ -172,3 +177,85 @@ def test_filters_by_title_and_date(articles_dir: Path, settings: Settings) -> No
     hits = pipeline.retrieve(target[1], filters=Filters(date_from=target[2], date_to=target[2]), top_k=10)
     assert hits and all(h.published == target[2] for h in hits)
     assert pipeline.retrieve(target[1], filters=Filters(date_from="2999-01-01")) == ()
+
+
+def test_symlinks_followed_only_inside_the_folder(articles_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    target = sorted(articles_dir.glob("*.txt"))[0]
+    (articles_dir / "alias.txt").symlink_to(target)  # the same article twice: its id dedupes it
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("Diary entry\n\nA private note kept outside the news folder about the zebra crossing.")
+    (articles_dir / "away.txt").symlink_to(elsewhere)
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert [(Path(s.source).name, "outside the indexed folder" in s.reason) for s in report.skipped] == [
+        ("away.txt", True)]
+    assert report.files_added == 6 and report.manifest["counts"]["articles"] == 5
+    store = _store(settings, HashEmbedder())
+    assert "Diary entry" not in {a[1] for a in store.list_articles()}
+    again = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert again.chunks_embedded == 0 and again.files_unchanged == 6
+    (articles_dir / "alias.txt").unlink()
+    removal = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert removal.files_removed == 1 and removal.articles_removed == 0
+    assert removal.manifest["counts"]["articles"] == 5
+
+
+def test_files_that_vanish_or_cannot_be_opened_are_named(articles_dir: Path, settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("gone-early.txt", "gone-late.txt", "locked.txt"):
+        (articles_dir / name).write_text(f"{name} title\n\nAn article that will not be read, called {name}.")
+    listed, read = indexing.iter_files, indexing.read_file
+
+    def list_then_delete(root: Path) -> Iterator[Path]:
+        for path in listed(root):
+            if path.name == "gone-early.txt":
+                path.unlink()  # listed, then deleted before it is looked at
+            yield path
+
+    def delete_then_read(path: Path, **kwargs: Any) -> Any:
+        if path.name == "gone-late.txt":
+            path.unlink()  # looked at, then deleted before it is read
+        return read(path, **kwargs)
+
+    def deny(name: Any, *args: Any, **kwargs: Any) -> Any:  # root reads anything, so chmod 000 cannot test this
+        if Path(name).name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(name))
+        return open(name, *args, **kwargs)
+
+    monkeypatch.setattr(indexing, "iter_files", list_then_delete)
+    monkeypatch.setattr(indexing, "read_file", delete_then_read)
+    monkeypatch.setattr(files, "open", deny, raising=False)
+    (articles_dir / "folder.txt").mkdir()
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    reasons = {Path(s.source).name: s.reason for s in report.skipped}
+    assert set(reasons) == {"gone-early.txt", "gone-late.txt", "locked.txt", "folder.txt"}
+    assert reasons["gone-early.txt"] == reasons["gone-late.txt"] == "no longer exists (deleted or moved while indexing)"
+    assert reasons["locked.txt"].startswith("permission denied")
+    assert reasons["folder.txt"].startswith("is a folder")
+    assert report.manifest["counts"]["articles"] == 5
+
+
+def test_unusable_jsonl_lines_are_counted_and_named(articles_dir: Path, settings: Settings) -> None:
+    bad = ["not json", "[1, 2]", '"a string"', '{"title": "No body"}', '{"text": 7}', '{"body": false}',
+           '{"text": ""}', '{"text": "Advertisement"}']
+    good = [json.dumps({"title": f"Market day {i}", "text": f"Stall holders sold {i} tonnes of apples on Sunday."})
+            for i in (1, 2)]
+    (articles_dir / "feed.jsonl").write_text("\n".join(bad[:4] + good[:1] + bad[4:] + good[1:]) + "\n")
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert report.manifest["counts"]["articles"] == 7 and not report.skipped
+    assert [s.source.rsplit("/", 1)[1] for s in report.skipped_lines] == [
+        f"feed.jsonl:{n}" for n in (1, 2, 3, 4, 6, 7, 8, 9)]
+    summary = report.summary()
+    assert "0 skipped; 8 lines of .jsonl files skipped" in summary.splitlines()[1]
+    assert "feed.jsonl:3: a JSON string, not an object" in summary
+    assert "feed.jsonl:7: \"body\" is a JSON boolean, not a string" in summary
+    assert len(report.to_dict()["skipped_lines"]) == 8
+    assert not build_index(articles_dir, settings=settings, embedder=HashEmbedder()).skipped_lines  # not re-read
+
+
+def test_summary_names_at_most_fifty_skipped_lines(tmp_path: Path) -> None:
+    report = IndexReport(index_dir=tmp_path, skipped_lines=[Skipped(f"f.jsonl:{n}", "invalid JSON") for n in range(60)])
+    lines = report.summary().splitlines()
+    assert "60 lines of .jsonl files skipped" in lines[1]
+    assert sum(line.startswith("skipped f.jsonl:") for line in lines) == 50
+    assert lines[-1] == "... and 10 more skipped .jsonl lines (rag index --json lists them all)"
+    assert len(report.to_dict()["skipped_lines"]) == 60

@@ -3,15 +3,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rag.errors import IngestError
 from rag.htmltext import extract_html
-from rag.ingest import clean_text, decode_bytes, load_articles, parse_date
+from rag.ingest import clean_text, decode_bytes, load_articles, parse_date, read_file
 
-from .conftest import SEED_CORPUS
+from .conftest import ROOT, SEED_CORPUS
 
 CHINESE = "商汤科技周五宣布，公司将在香港交易所重新启动首次公开募股。分析人士认为，美国的制裁将使其失去部分投资者。"
 FRENCH = "Le président a annoncé une réforme des retraites très contestée, déclenchant des grèves à Paris et à Lyon."
@@ -34,6 +37,96 @@ def test_binary_and_empty_bytes_are_refused() -> None:
         decode_bytes(b"  \n ")
     with pytest.raises(IngestError):
         decode_bytes(bytes(range(256)) * 20)
+
+
+def _load_in_child(root: Path) -> dict:
+    """load_articles(root) and read_file(root/"zero.txt") in a child held to 1 GiB and 30 s, so a regression that
+    reads /dev/zero forever or waits on a FIFO fails this test instead of taking the machine down."""
+    code = """import json, sys
+from pathlib import Path
+from rag.errors import IngestError
+from rag.ingest import load_articles, read_file
+root = Path(sys.argv[1])
+articles, skipped = load_articles(root, max_file_bytes=10_000)
+try:
+    read_file(root / "zero.txt", max_file_bytes=10_000)
+    direct = None
+except IngestError as exc:
+    direct = str(exc)
+print(json.dumps({"titles": sorted(a.title for a in articles), "direct": direct,
+                  "reasons": {str(Path(s.source).relative_to(root)): s.reason for s in skipped}}))
+"""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    done = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=30,
+                          preexec_fn=limit, cwd=ROOT, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists() or not hasattr(os, "mkfifo"), reason="needs /dev/zero, FIFOs")
+def test_only_regular_files_inside_the_folder_are_read(tmp_path: Path) -> None:
+    root, outside = tmp_path / "news", tmp_path / "outside"
+    (root / "folder.txt").mkdir(parents=True)
+    outside.mkdir()
+    (root / "good.txt").write_text("Harbour reopens\n\nThe harbour reopened on Monday after a week of storms.")
+    (root / "folder.txt" / "inner.md").write_text("# Bridge repaired\n\nThe old bridge was repaired in June.")
+    (outside / "secret.txt").write_text("Private notes\n\nThese notes live outside the indexed folder.")
+    (root / "big.txt").write_text("word " * 5000)
+    (root / "zero.txt").symlink_to("/dev/zero")
+    (root / "away.txt").symlink_to(outside / "secret.txt")
+    (root / "outdir").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(root / "pipe.txt")
+    (root / "pipe-link.txt").symlink_to(root / "pipe.txt")
+    (root / "broken.txt").symlink_to(root / "missing.txt")
+    (root / "loop.txt").symlink_to(root / "loop.txt")
+    result = _load_in_child(root)
+    assert result["titles"] == ["Bridge repaired", "Harbour reopens"]  # nothing through outdir/
+    reasons = result["reasons"]
+    assert set(reasons) == {"big.txt", "zero.txt", "away.txt", "pipe.txt", "pipe-link.txt", "broken.txt",
+                            "loop.txt", "folder.txt"}
+    assert "outside the indexed folder" in reasons["zero.txt"] and "/dev/zero" in reasons["zero.txt"]
+    assert "outside the indexed folder" in reasons["away.txt"] and "secret.txt" in reasons["away.txt"]
+    assert "not a regular file" in reasons["pipe.txt"] and "FIFO" in reasons["pipe.txt"]
+    assert "not a regular file" in reasons["pipe-link.txt"] and "FIFO" in reasons["pipe-link.txt"]
+    assert "broken symlink" in reasons["broken.txt"] and "missing.txt" in reasons["broken.txt"]
+    assert "symlink loop" in reasons["loop.txt"]
+    assert "is a folder" in reasons["folder.txt"]
+    assert "limit" in reasons["big.txt"] and "max_file_bytes" in reasons["big.txt"]
+    assert result["direct"] and "not a regular file but a device" in result["direct"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="needs Linux /proc")
+def test_read_is_bounded_when_the_size_on_disk_is_wrong() -> None:
+    # /proc files are regular files whose stat size is 0 whatever they hold
+    with pytest.raises(IngestError, match=r"more than 100 bytes when read .*max_file_bytes"):
+        read_file(Path("/proc/self/maps"), max_file_bytes=100)
+
+
+def test_unusable_jsonl_lines_are_named_and_good_lines_kept(tmp_path: Path) -> None:
+    good = [{"title": "Ferry resumes", "text": "The ferry to the islands resumed service on Friday."},
+            {"title": "Library opens", "text": "The new library opened\u2028with 40,000 books on Saturday."}]
+    lines = ["not json at all", "[1, 2, 3]", json.dumps(good[0]), '{"title": "No body here"}', '{"text": 42}',
+             "", '{"content": null}', '{"text": "   "}', '{"text": "Share this article\\nAdvertisement"}',
+             "[" * 100_000, json.dumps(good[1], ensure_ascii=False)]
+    (tmp_path / "feed.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "old-mac.jsonl").write_bytes("\r".join(json.dumps(g) for g in good).encode())  # CR line ends
+    articles, skipped = load_articles(tmp_path)
+    assert [a.title for a in articles] == ["Ferry resumes", "Library opens"] * 2
+    assert articles[1].source.endswith("feed.jsonl#L11")  # U+2028 inside a JSON string does not end the line
+    reasons = {Path(s.source).name: s.reason for s in skipped}
+    assert reasons == {
+        "feed.jsonl:1": "invalid JSON (Expecting value at column 1)",
+        "feed.jsonl:2": 'a JSON array, not an object with a "text" field',
+        "feed.jsonl:4": 'no "text" field (nor "content", "body" or "article")',
+        "feed.jsonl:5": '"text" is a JSON number, not a string',
+        "feed.jsonl:7": '"content" is a JSON null, not a string',
+        "feed.jsonl:8": '"text" is empty',
+        "feed.jsonl:9": "no article text left after removing boilerplate",
+        "feed.jsonl:10": "invalid JSON (nested too deeply)",
+    }
 
 
 FORBIDDEN = ["分享到微信", "扫一扫", "Read Also", "Read also", "Amazon Web Services to launch European sovereign cloud",
@@ -138,7 +231,9 @@ def test_formats_titles_dates_languages(tmp_path: Path) -> None:
     assert by_title["商汤科技重启上市"].language == "zh"
     assert by_title["商汤科技重启上市"].published == "2021-12-13"
     assert by_title["Rates held"].language == "en"
-    assert not skipped  # the bad jsonl line does not sink the file
+    # the bad jsonl line does not sink the file, and is named
+    assert [(Path(s.source).name, s.reason) for s in skipped] == [
+        ("b.jsonl:2", "invalid JSON (Expecting value at column 1)")]
 
 
 def test_unreadable_files_are_named_and_skipped(tmp_path: Path) -> None:
