@@ -6,6 +6,7 @@ import codecs
 import errno
 import os
 import stat
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ def _not_regular(mode: int) -> str:
 # ---------------------------------------------------------------- encodings
 
 def decode_bytes(data: bytes) -> str:
-    """Bytes → text: BOMs first, then strict UTF-8, then charset-normalizer's best guess."""
+    """Bytes → text: BOMs, strict UTF-8 or else charset-normalizer's best guess, then UTF-16 without a BOM."""
     if not data.strip():
         raise IngestError("empty file")
     for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -113,17 +114,58 @@ def decode_bytes(data: bytes) -> str:
     try:
         text: str | None = data.decode("utf-8")
     except UnicodeDecodeError:
-        text = None
-    if text is None:
         import charset_normalizer  # a maintained detector (the one requests uses)
 
         matches = list(charset_normalizer.from_bytes(data))
-        if not matches:
-            raise IngestError("not text in any encoding charset-normalizer knows (binary file?)")
-        text = str(_prefer_common(matches))
-    if _looks_binary(text):
-        raise IngestError("looks binary (control characters), not text")
-    return text
+        text = str(_prefer_common(matches)) if matches else None
+    if text is not None and not _looks_binary(text):
+        return text
+    # Tried only once the rest has failed, so no file read before is read differently now.
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return utf16
+    if text is None:
+        raise IngestError("not text in any encoding charset-normalizer knows (binary file?)")
+    raise IngestError("looks binary (control characters), not text")
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """The text, when data is UTF-16 LE or BE without a byte-order mark; else None.
+
+    ASCII characters (spaces, newlines, digits, Latin letters) have a NUL high byte in UTF-16, so NULs sit at
+    odd offsets (LE) or even ones (BE); text in other encodings has none. Both byte orders are tried; the one
+    whose text has fewer unassigned, private-use and control characters wins.
+    """
+    if len(data) % 2 or b"\0" not in data:
+        return None
+    scored: list[tuple[int, int, str]] = []
+    for codec in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(codec)  # strict: a lone surrogate, common in binary data, fails here
+        except UnicodeDecodeError:
+            continue
+        sample = text[:20000]
+        odd = sum(1 for ch in sample if unicodedata.category(ch) in ("Cn", "Co", "Cc") and ch not in "\n\r\t\f")
+        ascii_ = sum(1 for ch in sample if ch in _ASCII_TEXT)
+        # real text: at least 5% ASCII (spaces, digits; mostly-CJK text is charset-normalizer's to find), at
+        # most 0.5% odd characters
+        if ascii_ * 20 >= len(sample) and odd * 200 <= len(sample) and not _ascii_read_as_utf16(sample):
+            scored.append((odd, -ascii_, text))
+    return min(scored)[2] if scored else None
+
+
+_ASCII_TEXT = frozenset(map(chr, range(32, 127))) | frozenset("\n\r\t")
+
+
+def _ascii_read_as_utf16(sample: str) -> bool:
+    """Whether sample is 8-bit text (with stray NULs) read two bytes at a time: "Sept" as "敓瑰".
+
+    Then nearly every character from U+2E80 (CJK) up is two ASCII bytes; in real CJK text about 37% are (95 of
+    the 256 values of the low byte). Below U+2E80 many real characters are two ASCII bytes too ("•" is U+2022).
+    """
+    wide = [ord(ch) for ch in sample if 0x2E80 <= ord(ch) <= 0xFFFF]
+    pairs = sum(1 for code in wide if chr(code >> 8) in _ASCII_TEXT and chr(code & 0xFF) in _ASCII_TEXT)
+    return len(wide) >= 8 and pairs * 5 > len(wide) * 4
 
 
 # When several encodings decode a file equally well (Latin-1 French also reads as cp1250 with "č" for "è"),

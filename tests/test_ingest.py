@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import resource
 import subprocess
@@ -37,6 +38,37 @@ def test_binary_and_empty_bytes_are_refused() -> None:
         decode_bytes(b"  \n ")
     with pytest.raises(IngestError):
         decode_bytes(bytes(range(256)) * 20)
+    for seed in range(20):  # random blobs, even length, NULs at both parities
+        with pytest.raises(IngestError):
+            decode_bytes(random.Random(seed).randbytes(4096))
+    rng = random.Random(0)
+    with pytest.raises(IngestError):  # small 16-bit numbers: NULs at odd offsets, like UTF-16-LE text
+        decode_bytes(b"".join(rng.randrange(64).to_bytes(2, "little") for _ in range(2000)))
+    stray = b"Sept 14, 2021 ... Medved\x00v defeated Djokovic\x00in the final\x00 on Sunday, in New York."
+    assert len(stray) % 2 == 0
+    with pytest.raises(IngestError, match="binary"):  # not read two bytes at a time, as "敓瑰″..."
+        decode_bytes(stray)
+    # UTF-8 with a stray NUL was accepted before the UTF-16 check existed, and still reads as UTF-8
+    assert decode_bytes(b"Rain fell on the city all day\x00 and the river rose.") == \
+        "Rain fell on the city all day\x00 and the river rose."
+
+
+RUSSIAN = "Правительство объявило о новых мерах поддержки экономики в понедельник.\nРынки выросли на 2%."
+ENGLISH = "The council approved a new budget for the harbour on Tuesday.\nWork starts in May 2025."
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("text", [ENGLISH, RUSSIAN, "\n".join([CHINESE] * 3), "华为发布Mate 60手机\n\n" + CHINESE],
+                         ids=["english", "russian", "chinese", "chinese-mixed"])
+def test_utf16_without_bom_decodes(text: str, encoding: str) -> None:
+    assert decode_bytes(text.encode(encoding)) == text
+
+
+def test_utf16_without_bom_file_is_indexed(tmp_path: Path) -> None:
+    (tmp_path / "notepad.txt").write_bytes(("Harbour budget approved\n\n" + ENGLISH).encode("utf-16-le"))
+    articles, skipped = load_articles(tmp_path)
+    assert not skipped and [a.title for a in articles] == ["Harbour budget approved"]
+    assert "Work starts in May 2025." in articles[0].text
 
 
 def _load_in_child(root: Path) -> dict:
