@@ -34,6 +34,7 @@ class Passage:
     number: int
     hit: Hit
     spans: tuple[tuple[int, int], ...]  # offsets into hit.chunk.text of the sentences shown
+    score: float = 0.0  # how well it matched the question: when the prompt is too long, the lowest goes first
 
     @property
     def text(self) -> str:
@@ -105,8 +106,8 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
     # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right
     # number far more often when each [n] is a single sentence than when [n] joins several with "…".
     best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))
-    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),))
-            for n, k in enumerate(best, 1)]
+    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),),
+                    score=scores[k]) for n, k in enumerate(best, 1)]
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
