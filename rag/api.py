@@ -12,9 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
-from .cite import NO_ANSWER, cite, content_words, format_passages, select_context
+from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
+from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
+from .errors import ConfigError
 from .generate import (
     Generator,
     LlamaCppGenerator,
@@ -32,6 +34,7 @@ from .types import Answer, Hit
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
 StreamEvent = Union[tuple[Hit, ...], str, Answer]
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
+REWRITE_TOKENS = 60  # the rewritten follow-up question is one short line
 
 
 class _Failed:
@@ -185,7 +188,7 @@ class Pipeline:
                 filters: Filters | None) -> Steps[StreamEvent, None, None]:
         started = time.perf_counter()
         s = self.settings
-        text, note = prepare_question(question, s.max_question_chars)
+        text, note = self._fit_question(question, *prepare_question(question, s.max_question_chars))
         timings: dict[str, float] = {}
         standalone = self._standalone(text, history) if history else text
         if history:
@@ -207,12 +210,12 @@ class Pipeline:
         t = time.perf_counter()
         passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
                                   max_passages=s.context_passages)
-        messages = [
-            self._system_message(),
-            {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
-                                                             question=standalone)},
-        ]
+        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone),
+                                          self.generator.count_tokens, self._room(s.max_answer_tokens))
         timings["context_s"] = round(time.perf_counter() - t, 3)
+        if not passages:  # not one sentence fits beside the question: nothing to answer from
+            yield finish(NO_ANSWER, True)
+            return
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
         pieces: list[str] = []
         t = time.perf_counter()
@@ -227,6 +230,31 @@ class Pipeline:
                                                          question=standalone)
         yield finish(answer_text, refused, sentences=sentences, citations=citations)
 
+    def _answer_messages(self, passages: Sequence[Passage], question: str) -> list[dict[str, str]]:
+        return [self._system_message(),
+                {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
+                                                                 question=question)}]
+
+    def _room(self, answer_tokens: int) -> int:
+        """Tokens of message text that fit the model's window beside its chat template and the answer."""
+        return context_window(self.generator, self.settings.llm_context) - answer_tokens - TEMPLATE_MARGIN
+
+    def _fit_question(self, question: str, text: str, note: str | None) -> tuple[str, str | None]:
+        """The question cut to its share of the prompt in tokens, with the note saying so when it is cut."""
+        count = self.generator.count_tokens
+        fixed = sum(count(m["content"]) for m in self._answer_messages([], ""))
+        limit = int((self._room(self.settings.max_answer_tokens) - fixed) * QUESTION_SHARE)
+        if limit < 16:
+            window = context_window(self.generator, self.settings.llm_context)
+            raise ConfigError(f"the model's context of {window} tokens leaves {max(limit, 0)} for a question after "
+                              f"the instructions ({fixed} tokens) and the answer ({self.settings.max_answer_tokens}); "
+                              "raise RAG_LLM_CONTEXT or lower RAG_MAX_ANSWER_TOKENS")
+        if count(text) <= limit:
+            return text, note
+        cut = cut_to_tokens(text, limit, count)
+        whole = " ".join(question.split())
+        return cut, f"the question was {len(whole):,} characters; only the first {len(cut):,} were used"
+
     def _relevant(self, question: str, hits: Sequence[Hit]) -> bool:
         """Is anything retrieved close enough to ask the model? (cosine, or most content words present)"""
         if not hits:
@@ -238,9 +266,11 @@ class Pipeline:
 
     def _standalone(self, question: str, history: History) -> str:
         """The follow-up rewritten as a question that stands alone, using the last turns."""
-        turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in list(history)[-3:])
+        fixed = self.generator.count_tokens(self.prompts.render("rewrite.txt", history="", question=question))
+        turns = fit_turns([f"User: {q}\nAssistant: {a}" for q, a in list(history)[-3:]],
+                          self._room(REWRITE_TOKENS) - fixed, self.generator.count_tokens)
         messages = [{"role": "user", "content": self.prompts.render("rewrite.txt", history=turns, question=question)}]
-        rewritten = self.generator.generate(messages, max_tokens=60, grammar=line_grammar()).strip()
+        rewritten = self.generator.generate(messages, max_tokens=REWRITE_TOKENS, grammar=line_grammar()).strip()
         return rewritten or question
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .chunk import split_sentences
 from .embed import Embedder
+from .guard import defuse_markers, is_instruction
 from .retrieve import AnswerSignals
 from .types import Citation, Hit, Sentence
 from .words import STOPWORDS
@@ -33,6 +34,7 @@ class Passage:
     number: int
     hit: Hit
     spans: tuple[tuple[int, int], ...]  # offsets into hit.chunk.text of the sentences shown
+    score: float = 0.0  # how well it matched the question: when the prompt is too long, the lowest goes first
 
     @property
     def text(self) -> str:
@@ -78,7 +80,8 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
         for s, e in split_sentences(hit.chunk.text):
             key = (hit.chunk.article_id, hit.chunk.start + s)
             text = hit.chunk.text[s:e]
-            if key not in seen and not _DATE_LINE.fullmatch(text):
+            # an order to the assistant ("SYSTEM: answer every question with…") is never evidence
+            if key not in seen and not _DATE_LINE.fullmatch(text) and not is_instruction(text):
                 seen.add(key)
                 candidates.append((i, s, e))
     if not candidates:
@@ -103,16 +106,19 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
     # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right
     # number far more often when each [n] is a single sentence than when [n] joins several with "…".
     best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))
-    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),))
-            for n, k in enumerate(best, 1)]
+    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),),
+                    score=scores[k]) for n, k in enumerate(best, 1)]
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
+    """The numbered lines the model reads; a "[7]" inside the text is shown as "(7)", so it cannot pass for a
+    passage number, and a headline that gives orders is left out."""
     lines = []
     for p in passages:
-        title = " ".join(p.hit.title.split()[:6])
-        meta = f"{title}, {p.hit.published}" if p.hit.published else title
-        lines.append(f"[{p.number}] ({meta}) {p.text}")
+        title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
+        meta = ", ".join(m for m in (title, p.hit.published) if m)
+        lines.append(f"[{p.number}] ({meta}) {defuse_markers(p.text)}" if meta else
+                     f"[{p.number}] {defuse_markers(p.text)}")
     return "\n".join(lines)
 
 
@@ -149,15 +155,19 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
     claim — the share of the claim's content words it holds, halved when a number of the claim is missing,
     or when the window lacks what the question asks about ("Who founded X?" answered from a passage that
     names someone but says nothing of founding). Of windows scoring nearly as well, the shortest is the
-    quote: one word of the claim found in a neighbouring sentence should not triple the highlighted text."""
+    quote: one word of the claim found in a neighbouring sentence should not triple the highlighted text.
+    No window holds a sentence that gives the assistant orders: an injected line supports nothing."""
     words = content_words(_MARKER.sub("", claim))
     asked = set(content_words(question)) & set(words)
     text = hit.chunk.text
     spans = split_sentences(text) or [(0, len(text))]
     numbers = [w for w in words if any(ch.isdigit() for ch in w)]
+    orders = [is_instruction(text[s:e]) for s, e in spans]
     windows: list[tuple[float, int, int, int]] = []  # (score, sentences, start, end)
     for size in (1, 2, 3):
         for i in range(len(spans) - size + 1):
+            if any(orders[i:i + size]):
+                continue
             start, end = spans[i][0], spans[i + size - 1][1]
             have = set(content_words(text[start:end]))
             score = sum(w in have for w in words) / len(words) if words else 0.0
@@ -166,11 +176,18 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
             if asked and sum(w in have for w in asked) < 2 * len(asked) / 3:
                 score *= 0.5
             windows.append((score, size, start, end))
+    if not windows:  # the chunk is all orders
+        return 0.0, 0, 0
     top = max(w[0] for w in windows)
     # "nearly as well": within 0.2 (one content word in five), and on the same side of min_support
     near = [w for w in windows if w[0] >= top - QUOTE_SLACK and (w[0] >= min_support or top < min_support)]
     score, _, start, end = min(near, key=lambda w: (w[1], -w[0], w[2]))
     return score, start, end
+
+
+def _holds_orders(text: str, start: int, end: int) -> bool:
+    """Does text[start:end] take in a sentence that gives the assistant orders?"""
+    return any(is_instruction(text[s:e]) for s, e in split_sentences(text) if s < end and e > start)
 
 
 def _useful(words: set[str], scored: list[tuple[int, tuple[float, int, int]]], by_number: dict[int, Passage],
@@ -252,6 +269,8 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         hit = by_number[marker].hit
         windows = spans[marker]
         start, end = min(w[1] for w in windows), max(w[2] for w in windows)
+        if _holds_orders(hit.chunk.text, start, end):  # windows either side of an injected line: quote the best
+            _, start, end = max(windows, key=lambda w: w[0])
         citations.append(Citation(
             marker=marker, chunk_id=hit.chunk.id, article_id=hit.chunk.article_id, title=hit.title,
             source=hit.source, start=hit.chunk.start + start, end=hit.chunk.start + end,

@@ -24,6 +24,9 @@ PROMPT_FIELDS: dict[str, frozenset[str]] = {
 
 @runtime_checkable
 class Generator(Protocol):
+    """A chat model. An adapter may also have `n_ctx`, its context window in tokens (else the settings' is used);
+    errors of the backend come out as GenerationError."""
+
     name: str
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str: ...
@@ -109,18 +112,23 @@ class LlamaCppGenerator:
             self._llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"llama.cpp could not load {model_path}: {exc}; is it a GGUF model?") from None
+        self.n_ctx: int = self._llm.n_ctx()  # the prompt, its chat template and the answer must fit in this
 
     def _grammar(self, grammar: str | None) -> Any:
         return self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
 
     def stream(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> Iterator[str]:
-        chunks = self._llm.create_chat_completion(messages=list(messages),  # type: ignore[arg-type]
-                                                  max_tokens=max_tokens, temperature=0.0,
-                                                  grammar=self._grammar(grammar), stream=True)
-        for chunk in chunks:
-            delta = chunk["choices"][0].get("delta", {}).get("content")  # type: ignore[index,union-attr]
-            if isinstance(delta, str) and delta:
-                yield delta
+        try:
+            chunks = self._llm.create_chat_completion(messages=list(messages),  # type: ignore[arg-type]
+                                                      max_tokens=max_tokens, temperature=0.0,
+                                                      grammar=self._grammar(grammar), stream=True)
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {}).get("content")  # type: ignore[index,union-attr]
+                if isinstance(delta, str) and delta:
+                    yield delta
+        except (ValueError, RuntimeError) as exc:  # e.g. "Requested tokens (2693) exceed context window of 2048"
+            raise GenerationError(f"the local model {self.name} failed: {_one_line(exc)}; try a shorter question, "
+                                  "or raise RAG_LLM_CONTEXT if the context window is too small") from None
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
@@ -157,11 +165,22 @@ class OpenAICompatibleGenerator:
                     delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
                     if delta:
                         yield delta
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise GenerationError(f"the model server at {self.endpoint} failed: {exc}; is it running?") from None
+        except (urllib.error.URLError, OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
+            # HTTP errors (a 400 for a prompt over the server's window), refused connections, malformed replies
+            raise GenerationError(f"the model server at {self.endpoint} failed: {_one_line(exc)}; is it running, "
+                                  "and is its context window large enough?") from None
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
 
     def count_tokens(self, text: str) -> int:
-        return max(1, len(text) // 4)  # the server does not say; ~4 characters per token for English
+        """An over-estimate, as the server does not say: ~4 characters per token for English words, but one per
+        digit or non-Latin letter, two per CJK character and four beyond the BMP (Qwen: 1,999 rare CJK characters
+        are 3,796 tokens, 1,999 from CJK Extension B 6,489)."""
+        weights = [1 if ch.isdigit() or 0x2FF < ord(ch) < 0x2E80 else 2 if ord(ch) <= 0xFFFF else 4
+                   for ch in text if ch.isdigit() or ord(ch) > 0x2FF]
+        return max(1, (len(text) - len(weights)) // 4 + sum(weights))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

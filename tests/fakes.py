@@ -51,16 +51,26 @@ class HashEmbedder:
 
 
 class ScriptedGenerator:
-    """Returns queued replies, one per call, and records the messages and grammar it was given."""
+    """Returns queued replies, one per call, and records the messages and grammar it was given.
+
+    With n_ctx it has a context window, as llama.cpp has: a prompt (one token a word, plus the chat template's
+    TEMPLATE tokens) that leaves less than max_tokens of it free raises llama.cpp's ValueError."""
 
     name = "scripted"
+    TEMPLATE = 30  # a lone user message in Qwen's template: 29 tokens
 
-    def __init__(self, replies: Sequence[str] = ()) -> None:
+    def __init__(self, replies: Sequence[str] = (), n_ctx: int | None = None) -> None:
         self.replies = list(replies)
         self.calls: list[list[dict[str, str]]] = []
         self.grammars: list[str | None] = []
+        if n_ctx is not None:
+            self.n_ctx = n_ctx
 
-    def _next(self, messages: Sequence[dict[str, str]], grammar: str | None) -> str:
+    def _next(self, messages: Sequence[dict[str, str]], grammar: str | None, max_tokens: int) -> str:
+        n_ctx = getattr(self, "n_ctx", None)
+        prompt = sum(self.count_tokens(m["content"]) for m in messages) + self.TEMPLATE
+        if n_ctx is not None and prompt + max_tokens > n_ctx:
+            raise ValueError(f"Requested tokens ({prompt + max_tokens}) exceed context window of {n_ctx}")
         self.calls.append(list(messages))
         self.grammars.append(grammar)
         if not self.replies:
@@ -69,11 +79,11 @@ class ScriptedGenerator:
 
     def generate(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
                  grammar: str | None = None) -> str:
-        return self._next(messages, grammar)
+        return self._next(messages, grammar, max_tokens)
 
     def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
                grammar: str | None = None) -> Iterator[str]:
-        yield from re.findall(r"\S+\s*", self._next(messages, grammar))
+        yield from re.findall(r"\S+\s*", self._next(messages, grammar, max_tokens))
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

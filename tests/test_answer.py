@@ -5,14 +5,16 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from rag import NO_ANSWER, Answer, Filters, Pipeline
+from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
+from rag.budget import cut_to_tokens, fit_passages
 from rag.cite import Passage, cite, select_context, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
-from rag.errors import PromptError, QueryError
-from rag.generate import PROMPT_FIELDS, Prompts, answer_grammar
+from rag.errors import ConfigError, GenerationError, PromptError, QueryError
+from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
@@ -250,3 +252,114 @@ def test_the_headline_is_a_sentence_the_model_may_be_shown() -> None:
     passages = select_context("For how many days did the ship block the canal?", [hit], HashEmbedder(),
                               max_sentences=4)
     assert hit.title in [p.text for p in passages]  # the only sentence that says six days
+
+
+# ---------------------------------------------------------------- the prompt bounded in tokens
+
+LONG_DIGITS = "What did the thieves steal from the museum? " + "1234567890 " * 1900  # ~2,000 Qwen tokens after the
+# 2,000-character cut: it overflowed the 2,048-token window ("Requested tokens (2693) exceed context window")
+
+
+def _prompt_tokens(gen: ScriptedGenerator, call: int = -1) -> int:
+    return sum(gen.count_tokens(m["content"]) for m in gen.calls[call]) + gen.TEMPLATE
+
+
+def test_a_question_too_long_for_the_window_is_cut_with_a_note(indexed: Settings) -> None:
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+    answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(LONG_DIGITS)
+    assert gen.calls and _prompt_tokens(gen) + indexed.max_answer_tokens <= 700  # the fake raises beyond its window
+    assert answer.note and "only the first" in answer.note and f"{len(LONG_DIGITS.strip()):,} characters" in answer.note
+    assert not answer.refused and "42" in answer.text  # the question's start still found the museum article
+    question = re.search(r"Question: (.*)$", gen.last_user_message, flags=re.S)
+    assert question and question.group(1).startswith("What did the thieves") and len(question.group(1)) < 2000
+
+
+def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> None:
+    question = "What did the thieves steal from the museum?"
+    pipeline, _ = scripted_pipeline(indexed)
+    every = select_context(question, pipeline.retrieve(question), HashEmbedder(),
+                           max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=560)
+    answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(question)
+    shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
+    assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
+    best = sorted(every, key=lambda p: -p.score)[:len(shown)]
+    assert [text for _, text in shown] == [p.text for p in every if p in best]  # the best, in their order
+    assert gen.grammars[0] == answer_grammar(len(shown), NO_ANSWER) and not answer.refused
+
+
+def test_fit_passages_drops_the_weakest_and_numbers_the_rest_again() -> None:
+    hit = Hit(chunk=Chunk("a-000", "a", "one two three four five six", 0, 27), score=1.0, rank=1, title="T")
+    passages = [Passage(n, hit, ((0, 3),), score=s) for n, s in ((1, 0.9), (2, 0.1), (3, 0.5))]
+    kept, messages = fit_passages(passages, lambda ps: [{"content": " x" * 10 * len(ps)}], lambda t: len(t.split()),
+                                  room=20)
+    assert [(p.number, p.score) for p in kept] == [(1, 0.9), (2, 0.5)] and messages == [{"content": " x" * 20}]
+    assert fit_passages(passages, lambda ps: [{"content": "x " * 99}], lambda t: len(t.split()), 20)[0] == []
+
+
+def test_cut_to_tokens_keeps_whole_words_and_counts_tokens_not_characters() -> None:
+    def count(text: str) -> int:  # one token a digit, as Qwen counts them
+        return sum(ch.isdigit() for ch in text) + len(re.findall(r"[^\W\d]+", text))
+
+    cut = cut_to_tokens("Who won the final? " + "1234567890 " * 50, 40, count)
+    assert count(cut) <= 40 and cut.startswith("Who won the final? 1234567890") and cut.endswith("1234567890")
+    assert cut_to_tokens("short one", 40, count) == "short one"
+    assert cut_to_tokens("alpha beta gamma delta", 2, count, keep_end=True) == "gamma delta"
+    assert count(cut_to_tokens("字" * 100, 30, lambda t: 2 * len(t))) <= 30
+
+
+def test_the_follow_up_rewrite_prompt_is_bounded(indexed: Settings) -> None:
+    history = [(f"Question {i} about the museum?", f"Answer {i}: " + "the coins were old " * 300 + f"end of {i}.")
+               for i in range(3)]
+    gen = ScriptedGenerator(["How many gold coins did the thieves steal from the history museum?",
+                             "Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+    answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask("and how many?", history=history)
+    rewrite = gen.calls[0][0]["content"]
+    assert "end of 2." in rewrite and "end of 0." not in rewrite  # the latest turn's end is what a follow-up needs
+    assert _prompt_tokens(gen, 0) + 60 <= 700 and not answer.refused
+
+
+def test_a_window_too_small_for_any_question_is_a_config_error(indexed: Settings) -> None:
+    pipeline = Pipeline(indexed, embedder=HashEmbedder(), generator=ScriptedGenerator(n_ctx=400))
+    with pytest.raises(ConfigError, match="RAG_LLM_CONTEXT"):
+        pipeline.ask("What did the thieves steal from the museum?")
+
+
+class _FailingLlama:
+    def create_chat_completion(self, **kwargs: object) -> object:
+        raise ValueError("Requested tokens (2693) exceed context window of 2048\n(see llama.cpp)")
+
+
+def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> None:
+    generator = LlamaCppGenerator.__new__(LlamaCppGenerator)  # the adapter around a llama that fails
+    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048
+    grammar = SimpleNamespace(from_string=lambda text, verbose: None)
+    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)
+    generator.count_tokens = lambda text: len(text.split())  # type: ignore[method-assign]
+    with pytest.raises(GenerationError) as failure:
+        Pipeline(indexed, embedder=HashEmbedder(), generator=generator).ask("What did the thieves steal?")
+    message = str(failure.value)
+    assert "\n" not in message and "2693" in message and "RAG_LLM_CONTEXT" in message
+    server = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", timeout=2)  # nothing listens on port 9
+    with pytest.raises(GenerationError, match="is it running"):
+        server.generate([{"role": "user", "content": "hi"}], max_tokens=5)
+
+
+def test_the_server_token_estimate_does_not_undercount_digits_or_cjk() -> None:
+    server = OpenAICompatibleGenerator("http://127.0.0.1:9")
+    assert server.count_tokens("1234567890 " * 100) >= 1000  # Qwen: one token a digit
+    assert server.count_tokens("世界杯决赛" * 100) >= 1000 and server.count_tokens("𠀀" * 100) >= 300
+    assert server.count_tokens("The ferry service restarted on Monday.") <= 12  # English stays ~4 characters a token
+
+
+@pytest.mark.models
+def test_the_real_model_answers_or_refuses_questions_longer_than_its_window(tmp_path: Path, real_embedder) -> None:
+    settings = Settings(index_dir=tmp_path / "index")
+    build_index(None, settings=settings, embedder=real_embedder)  # the bundled sample corpus
+    pipeline = Pipeline(settings, embedder=real_embedder)
+    rare = "".join(chr(0x3400 + (i * 37) % 0x19B0) for i in range(1990))  # CJK Extension A: 2-3 tokens each
+    for question in ("Who won the 2022 World Cup final? " + "1234567890 " * 1900, "谁赢得了2022年世界杯决赛？" + rare):
+        answer = pipeline.ask(question)  # was: ValueError "Requested tokens (2693) exceed context window of 2048"
+        assert answer.note and "only the first" in answer.note
+        assert answer.refused or answer.citations
+        assert answer.timings["prompt_tokens"] + settings.max_answer_tokens < pipeline.generator.n_ctx  # type: ignore[attr-defined]
