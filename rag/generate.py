@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -92,6 +94,33 @@ def line_grammar(max_chars: int = 200) -> str:
     return f"root ::= [^\\n]{{1,{max_chars}}}"
 
 
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _no_weight_repacking(llama_cpp: Any) -> Iterator[None]:
+    """Load without llama.cpp's "extra buffer types" (weights repacked for AMX/AVX-512 kernels).
+
+    llama-cpp-python 0.3.36 built on a Xeon with AMX segfaulted in every batched prompt read with them on
+    (any answer longer than one token); without them it answers. Llama() offers no keyword for the field, so
+    its default-parameters factory is wrapped while one model loads."""
+    module = llama_cpp.llama_cpp
+    original = module.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    with _PARAMS_LOCK:
+        module.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
+
+
 class LlamaCppGenerator:
     """A local GGUF model through llama-cpp-python; its chat template is read from the file."""
 
@@ -109,7 +138,8 @@ class LlamaCppGenerator:
         if batch_threads:  # reading the prompt: matrix-matrix work that scales with cores
             kwargs["n_threads_batch"] = batch_threads
         try:
-            self._llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
+            with _no_weight_repacking(llama_cpp):
+                self._llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"llama.cpp could not load {model_path}: {exc}; is it a GGUF model?") from None
         self.n_ctx: int = self._llm.n_ctx()  # the prompt, its chat template and the answer must fit in this
