@@ -24,9 +24,10 @@ from .generate import (
     line_grammar,
 )
 from .indexing import IndexReport, Log, run_index
+from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
 from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
-from .store import Store, read_manifest
+from .store import Store
 from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.

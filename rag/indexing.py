@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from .builder import Builder
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
 from .errors import IngestError
 from .ingest import Skipped, iter_files, read_file
-from .store import Builder
 from .types import Article, Chunk
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding

@@ -1,78 +1,27 @@
-"""The index on disk: FAISS vectors + SQLite (articles, chunks, FTS5) + manifest.json, crash-safe.
+"""Reading an index: the read-only Store over the live generation (manifest.py describes the folder).
 
-Layout of an index folder:
-
-    manifest.json   which generation is live (and which came before), embedder, chunk settings, counts,
-                    file sizes; replaced atomically
-    gen-000007/     the live generation: store.sqlite (articles, chunks, FTS5, files) + vectors.faiss
-    gen-000006/     the generation before it, kept so that a reader who read the old manifest can still open it
-    .lock           held by the one process that is writing
-
-A build copies the live generation into `gen-000008.tmp/`, applies its changes there, renames it to
-`gen-000008/` and only then swaps manifest.json. A kill at any point leaves the old manifest pointing at
-the old, complete generation. Every build numbers its generation above every folder on disk and removes
-the folders no manifest names: half-written `.tmp`, renamed but never swapped in, half-deleted `.old`.
+Opening checks the generation cheaply (file sizes, SQLite schema and chunk count, FAISS vectors and their
+count), and a damaged page met later in a query, so that damage is one IndexCorruptError line, never a
+traceback. A reader that loses its generation to a build's swap between reading the manifest and opening
+the files reads the manifest again, once.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
-import re
-import shutil
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
-from filelock import FileLock, Timeout
 
-from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from . import faiss_index
+from .errors import IndexCorruptError, IndexNotFoundError
+from .lexical import affordable_terms, bm25_search, fts_terms, stemmer, term_frequencies
+from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
 from .types import Article, Chunk
-from .words import STOPWORDS
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SQLITE = "store.sqlite"
-VECTORS = "vectors.faiss"
-_GENERATION = re.compile(r"gen-(\d+)")  # a live generation's folder; with .tmp or .old it is on its way in or out
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, article_ids TEXT);
-CREATE TABLE IF NOT EXISTS articles(id TEXT PRIMARY KEY, title TEXT, text TEXT, source TEXT, published TEXT,
-                                    language TEXT, url TEXT, sha256 TEXT);
-CREATE TABLE IF NOT EXISTS chunks(rowid INTEGER PRIMARY KEY, id TEXT UNIQUE, article_id TEXT, start INTEGER,
-                                  "end" INTEGER, text TEXT, vector BLOB);
-CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
-CREATE INDEX IF NOT EXISTS articles_by_date ON articles(published);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='porter unicode61 remove_diacritics 2');
-CREATE TABLE IF NOT EXISTS term_df(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;
-"""
-
-_CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
-
-
-def fts_text(text: str) -> str:
-    """Text as FTS5 should see it: CJK characters spaced apart, since they are written without spaces."""
-    return _CJK.sub(r" \1 ", text)
-
-
-def fts_terms(question: str) -> list[str]:
-    """The question's content words, lower-cased, each once, in order."""
-    seen: list[str] = []
-    for w in re.findall(r"\w+", fts_text(question).lower()):
-        if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
-            seen.append(w)
-    return seen
-
-
-def fts_query(question: str) -> str:
-    """An FTS5 MATCH expression: the question's content words, each quoted, joined by OR."""
-    return " OR ".join(f'"{w}"' for w in fts_terms(question))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,93 +33,7 @@ class ChunkRecord:
     published: str | None
 
 
-# ---------------------------------------------------------------- manifest
-
-
-def fault_point(step: str) -> None:
-    """The one test hook: with RAG_FAULT_AT=<step> the process ends here as a kill would, so that
-    tests/test_store_reliability.py can stop a build at each step of its commit. Unset, it does nothing."""
-    if os.environ.get("RAG_FAULT_AT") == step:
-        os._exit(137)
-
-
-def damaged(index_dir: Path, path: Path, what: str) -> IndexCorruptError:
-    """The one-line error for a missing, truncated or garbled file of the index."""
-    what = " ".join(what.split())  # FAISS's messages run over several lines
-    return IndexCorruptError(f"{path} is damaged: {what[:200]}; rebuild the index: "
-                             f"rag index PATH --index-dir {index_dir} --rebuild")
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    path = Path(index_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexNotFoundError(
-            f"no index at {index_dir}; build one with: rag index PATH --index-dir {index_dir}"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise damaged(Path(index_dir), path, f"unreadable ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise damaged(Path(index_dir), path, f"it holds a JSON {type(manifest).__name__}, not an object")
-    return manifest
-
-
-def live_generation(index_dir: Path) -> str | None:
-    """The generation the manifest names now, or None when there is no readable manifest."""
-    try:
-        name = read_manifest(index_dir).get("generation")
-    except (IndexNotFoundError, IndexCorruptError):
-        return None
-    return name if isinstance(name, str) else None
-
-
-def check_manifest(manifest: dict[str, Any], index_dir: Path, *, embedder_name: str | None = None,
-                   embedder_dim: int | None = None) -> None:
-    """Raise IndexMismatchError when the index was built by another format or embedder."""
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"{index_dir} has index format version {version}; this rag reads version {FORMAT_VERSION}. "
-            f"Rebuild it: rag index PATH --index-dir {index_dir} --rebuild"
-        )
-    path = Path(index_dir) / MANIFEST
-    for key in ("embedder", "chunking", "counts", "faiss", "sizes"):
-        if not isinstance(manifest.get(key, {}), dict):
-            raise damaged(Path(index_dir), path, f"its {key!r} is not an object")
-    if not _GENERATION.fullmatch(str(manifest.get("generation"))):
-        raise damaged(Path(index_dir), path, f"it names no generation folder ({manifest.get('generation')!r})")
-    built = manifest.get("embedder", {})
-    if (embedder_name and built.get("name") != embedder_name) or (embedder_dim and built.get("dim") != embedder_dim):
-        raise IndexMismatchError(
-            f"{index_dir} was built with {built.get('name')!r} ({built.get('dim')} dims); settings ask for "
-            f"{embedder_name!r}" + (f" ({embedder_dim} dims)" if embedder_dim else "")
-            + ". Rebuild with --rebuild, or set RAG_EMBED_MODEL to the model it was built with."
-        )
-
-
-def _write_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
-    """Replace manifest.json atomically: readers see the old one or the new one, never a mix."""
-    path = index_dir / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(manifest, indent=2, ensure_ascii=False))
-        fh.flush()
-        os.fsync(fh.fileno())
-    fault_point("manifest-written")
-    os.replace(tmp, path)
-    _fsync_dir(index_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
@@ -180,20 +43,7 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-def _check_files(index_dir: Path, gen_dir: Path, manifest: dict[str, Any]) -> None:
-    """Both files of a generation are there, at the sizes the manifest recorded (manifests before the sizes
-    were recorded have none): catches deleted, emptied and truncated files without reading them."""
-    sizes = manifest.get("sizes", {})
-    for name in (SQLITE, VECTORS):
-        try:
-            size = (gen_dir / name).stat().st_size
-        except FileNotFoundError:
-            raise damaged(index_dir, gen_dir / name, "the file is missing") from None
-        if name in sizes and size != sizes[name]:
-            raise damaged(index_dir, gen_dir / name, f"it is {size} bytes; the manifest says {sizes[name]}")
-
-
-def _check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, manifest: dict[str, Any]) -> bool:
+def check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, manifest: dict[str, Any]) -> bool:
     """Cheap checks that the store opens: its schema and its chunk count (~16 ms at 1M chunks; PRAGMA
     quick_check reads every page, seconds). Returns whether it has the term_df table."""
     try:
@@ -210,40 +60,22 @@ def _check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, manifest:
     return "term_df" in tables  # indexes written before term_df existed: BM25 over every word
 
 
-def _read_vectors(index_dir: Path, path: Path, manifest: dict[str, Any]) -> Any:
-    """The FAISS index at path, checked against the manifest's chunk count and embedder dims."""
-    import faiss
-
-    try:
-        index = faiss.read_index(str(path))
-    except (RuntimeError, MemoryError) as exc:
-        raise damaged(index_dir, path, str(exc)) from None
-    chunks, dim = manifest.get("counts", {}).get("chunks"), manifest.get("embedder", {}).get("dim")
-    if (chunks is not None and index.ntotal != chunks) or (dim is not None and index.d != dim):
-        raise damaged(index_dir, path, f"it holds {index.ntotal} vectors of {index.d} dims; the manifest says "
-                                       f"{chunks} of {dim}")
-    return index
-
-
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _guarded(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
+def guarded(method: Callable[Concatenate[Any, _P], _R]) -> Callable[Concatenate[Any, _P], _R]:
     """A damaged page met mid-query ("database disk image is malformed") as IndexCorruptError. Only the
     plain DatabaseError (SQLITE_CORRUPT, SQLITE_NOTADB): a full disk or a closed connection is no damage."""
     @functools.wraps(method)
-    def guarded(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def wrapper(self: Any, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:
                 raise
             raise damaged(self.index_dir, self.db_path, str(exc)) from None
-    return guarded
-
-
-# ---------------------------------------------------------------- read side
+    return wrapper
 
 
 class Store:
@@ -251,8 +83,6 @@ class Store:
 
     def __init__(self, index_dir: Path | str, *, embedder_name: str | None = None,
                  embedder_dim: int | None = None) -> None:
-        import faiss
-
         self.index_dir = Path(index_dir)
         for attempt in (1, 2):
             self.manifest = read_manifest(self.index_dir)
@@ -266,20 +96,19 @@ class Store:
                 if attempt == 2 or live_generation(self.index_dir) == self.manifest["generation"]:
                     raise
         self._scratch: sqlite3.Connection | None = None
-        if self.manifest.get("faiss", {}).get("type") == "ivf":  # the manifest says which kind was written
-            faiss.extract_index_ivf(self.vectors).nprobe = int(self.manifest["faiss"].get("nprobe", 16))
+        faiss_index.set_nprobe(self.vectors, self.manifest.get("faiss", {}))
 
     def _open(self, gen_dir: Path) -> None:
         """Open the generation's files, with the cheap checks that turn damage into one line."""
         if not gen_dir.is_dir():
             raise IndexNotFoundError(f"{gen_dir} is missing; rebuild with: rag index PATH --index-dir "
                                      f"{self.index_dir} --rebuild")
-        _check_files(self.index_dir, gen_dir, self.manifest)
+        check_files(self.index_dir, gen_dir, self.manifest)
         self.db_path = gen_dir / SQLITE
-        self.db = _connect(self.db_path, readonly=True)
+        self.db = connect(self.db_path, readonly=True)
         try:
-            self._has_term_df = _check_sqlite(self.db, self.index_dir, self.db_path, self.manifest)
-            self.vectors = _read_vectors(self.index_dir, gen_dir / VECTORS, self.manifest)
+            self._has_term_df = check_sqlite(self.db, self.index_dir, self.db_path, self.manifest)
+            self.vectors = faiss_index.read_vectors(self.index_dir, gen_dir / VECTORS, self.manifest)
         except BaseException:
             self.db.close()
             raise
@@ -301,23 +130,9 @@ class Store:
     def search_dense(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None
                      ) -> list[tuple[int, float]]:
         """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
-        import faiss
+        return faiss_index.search(self.vectors, self.manifest.get("faiss", {}), query, top_n, allowed)
 
-        if self.vectors.ntotal == 0 or (allowed is not None and not allowed):
-            return []
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            # (faiss's SWIG wrappers take these keywords; its type stubs do not list them)
-            params = (faiss.SearchParametersIVF(sel=selector,  # type: ignore[call-arg]
-                                                nprobe=faiss.extract_index_ivf(self.vectors).nprobe)
-                      if self.manifest.get("faiss", {}).get("type") == "ivf"
-                      else faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
-        scores, ids = self.vectors.search(np.asarray(query, dtype=np.float32).reshape(1, -1),
-                                          min(top_n, self.vectors.ntotal), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-    @_guarded
+    @guarded
     def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None,
                        postings_budget: int = 0) -> list[tuple[int, float]]:
         """(chunk rowid, BM25 score, higher is better) from the FTS5 table.
@@ -330,55 +145,17 @@ class Store:
         if not terms or (allowed is not None and not allowed):
             return []
         if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
-            terms = self._affordable_terms(terms, postings_budget)
-        match = " OR ".join(f'"{w}"' for w in terms)
-        sql = "SELECT rowid, bm25(chunks_fts, 0.5, 1.0) AS s FROM chunks_fts WHERE chunks_fts MATCH ?"
-        args: list[Any] = [match]
-        if allowed is not None:
-            # One JSON parameter, not one per rowid (SQLite allows 32766), and `+rowid` so that FTS5 runs the
-            # MATCH once and SQLite checks each hit against the list, not one MATCH per allowed rowid: with 300
-            # allowed chunks of 200k holding a common word, 2.3 s that way, 35 ms this way.
-            sql += " AND +rowid IN (SELECT value FROM json_each(?))"
-            args.append(json.dumps([int(r) for r in allowed]))
-        sql += " ORDER BY s LIMIT ?"
-        args.append(top_n)
-        return [(int(r), -float(s)) for r, s in self.db.execute(sql, args)]
+            terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
+        return bm25_search(self.db, terms, top_n, allowed)
 
-    def _affordable_terms(self, terms: list[str], budget: int) -> list[str]:
-        """The rarest terms whose document frequencies add up to at most budget (at least one term)."""
-        freq = self.term_frequencies(terms)
-        if sum(freq.values()) <= budget:
-            return terms
-        kept: list[str] = []
-        total = 0
-        for term in sorted(terms, key=lambda t: freq[t]):
-            if kept and total + freq[term] > budget:
-                break
-            kept.append(term)
-            total += freq[term]
-        return kept
-
-    @_guarded
+    @guarded
     def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term (as FTS5's porter tokenizer stems it); cheap b-tree lookups."""
         if self._scratch is None:
-            # the same tokenizer in a throwaway in-memory table tells how FTS5 stems each word
-            self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
-            self._scratch.executescript(
-                "CREATE VIRTUAL TABLE words USING fts5(w, tokenize='porter unicode61 remove_diacritics 2');"
-                "CREATE VIRTUAL TABLE words_vocab USING fts5vocab(words, instance);")
-        with self._scratch:
-            self._scratch.execute("DELETE FROM words")
-            self._scratch.executemany("INSERT INTO words(rowid, w) VALUES (?, ?)", enumerate(terms))
-            stems: dict[str, str] = {terms[doc]: term for term, doc in
-                                     self._scratch.execute("SELECT term, doc FROM words_vocab")}
-        if not stems:
-            return dict.fromkeys(terms, 0)
-        found = dict(self.db.execute(f"SELECT term, df FROM term_df WHERE term IN ({','.join('?' * len(stems))})",
-                                     list(stems.values())))
-        return {word: int(found.get(stems.get(word, ""), 0)) for word in terms}
+            self._scratch = stemmer()
+        return term_frequencies(self.db, self._scratch, terms)
 
-    @_guarded
+    @guarded
     def records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:
         rowids = list(rowids)
         if not rowids:
@@ -389,26 +166,26 @@ class Store:
             rowids)
         return {r[0]: ChunkRecord(r[0], Chunk(r[1], r[2], r[3], r[4], r[5]), r[6], r[7], r[8]) for r in rows}
 
-    @_guarded
+    @guarded
     def chunk_vectors(self, rowids: Sequence[int]) -> np.ndarray:
         """Stored vectors of the given chunks, in that order."""
         found = dict(self.db.execute(
             f"SELECT rowid, vector FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})", list(rowids)))
         return np.stack([np.frombuffer(found[r], dtype=np.float32) for r in rowids]) if rowids else np.zeros((0, 0))
 
-    @_guarded
+    @guarded
     def article(self, article_id: str) -> Article | None:
         row = self.db.execute("SELECT id, title, text, source, published, language, url, sha256 FROM articles "
                               "WHERE id = ?", (article_id,)).fetchone()
         return Article(*row) if row else None
 
-    @_guarded
+    @guarded
     def list_articles(self) -> list[tuple[str, str, str | None, str]]:
         """(id, title, published, source) of every article, by date then title."""
         return list(self.db.execute(
             "SELECT id, title, published, source FROM articles ORDER BY published IS NULL, published, title"))
 
-    @_guarded
+    @guarded
     def allowed_rowids(self, *, article_ids: Sequence[str] = (), titles: Sequence[str] = (),
                        date_from: str | None = None, date_to: str | None = None) -> list[int] | None:
         """Chunk rowids that pass the filters, or None when there is no filter."""
@@ -433,267 +210,3 @@ class Store:
             return None
         sql = "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id WHERE " + " AND ".join(where)
         return [r[0] for r in self.db.execute(sql, args)]
-
-
-# ---------------------------------------------------------------- write side
-
-
-class Builder:
-    """Applies one indexing run's changes to a copy of the live generation, then swaps it in."""
-
-    def __init__(self, index_dir: Path | str, *, embedder_name: str, embedder_dim: int,
-                 chunking: dict[str, Any], ann_threshold: int, nprobe: int, rebuild: bool = False) -> None:
-        self.index_dir = Path(index_dir)
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        # held by this object, not its thread (thread_local=False): a build may finish on another thread
-        self._lock = FileLock(self.index_dir / ".lock", thread_local=False)
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise IndexBusyError(f"another process is writing {self.index_dir}; wait for it to finish") from None
-        try:
-            self._start(embedder_name, embedder_dim, chunking, ann_threshold, nprobe, rebuild)
-        except BaseException:
-            self.close()
-            raise
-
-    def _start(self, embedder_name: str, embedder_dim: int, chunking: dict[str, Any], ann_threshold: int,
-               nprobe: int, rebuild: bool) -> None:
-        self.embedder: dict[str, Any] = {"name": embedder_name, "dim": embedder_dim}
-        self.chunking = chunking
-        self.ann_threshold, self.nprobe = ann_threshold, nprobe
-        previous = None
-        if (self.index_dir / MANIFEST).exists() and not rebuild:
-            previous = read_manifest(self.index_dir)
-            check_manifest(previous, self.index_dir, embedder_name=embedder_name, embedder_dim=embedder_dim)
-            if previous.get("chunking") != chunking:
-                raise IndexMismatchError(
-                    f"{self.index_dir} was chunked with {previous.get('chunking')}; settings ask for {chunking}. "
-                    "Rebuild with --rebuild, or restore the chunk settings."
-                )
-        self.previous = previous
-        # the generation readers may be opening now; kept (even by --rebuild) until the build after this one
-        self.live = previous["generation"] if previous else live_generation(self.index_dir)
-        self.generation = f"gen-{_next_generation_number(self.index_dir, self.live):06d}"
-        self._remove_unnamed_generations()
-        self.tmp_dir = self.index_dir / (self.generation + ".tmp")
-        self.db_path = self.tmp_dir / SQLITE
-        if previous:
-            live_dir = self.index_dir / previous["generation"]
-            _check_files(self.index_dir, live_dir, previous)
-            conn = _connect(live_dir / SQLITE, readonly=True)
-            try:
-                _check_sqlite(conn, self.index_dir, live_dir / SQLITE, previous)
-            finally:
-                conn.close()
-            self.db_path = live_dir / SQLITE  # a damaged page met later names the file it was copied from
-        self.tmp_dir.mkdir()
-        if previous:
-            shutil.copyfile(self.db_path, self.tmp_dir / SQLITE)
-        fault_point("copied")
-        self.db = _connect(self.tmp_dir / SQLITE, readonly=False)
-        self.db.executescript(_SCHEMA)
-        self.removed_rowids: list[int] = []
-        self.added: list[tuple[int, np.ndarray]] = []
-
-    # --- queries the indexing run makes
-    @_guarded
-    def known_file(self, path: str) -> tuple[int, int, list[str]] | None:
-        row = self.db.execute("SELECT size, mtime_ns, article_ids FROM files WHERE path = ?", (path,)).fetchone()
-        return (row[0], row[1], json.loads(row[2])) if row else None
-
-    @_guarded
-    def known_paths(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT path FROM files")}
-
-    @_guarded
-    def has_article(self, article_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is not None
-
-    # --- changes
-    @_guarded
-    def set_file(self, path: str, size: int, mtime_ns: int, article_ids: Sequence[str]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                        (path, size, mtime_ns, json.dumps(list(article_ids))))
-
-    @_guarded
-    def forget_files(self, paths: Iterable[str]) -> None:
-        self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
-
-    @_guarded
-    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        self.db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (article.id, article.title, article.text, article.source, article.published,
-                         article.language, article.url, article.sha256))
-        for chunk, vec in zip(chunks, vectors):
-            cur = self.db.execute('INSERT INTO chunks(id, article_id, start, "end", text, vector) VALUES (?,?,?,?,?,?)',
-                                  (chunk.id, chunk.article_id, chunk.start, chunk.end, chunk.text,
-                                   np.asarray(vec, dtype=np.float32).tobytes()))
-            rowid = int(cur.lastrowid or 0)
-            self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
-                            (rowid, fts_text(article.title), fts_text(chunk.text)))
-            self.added.append((rowid, vec))
-
-    @_guarded
-    def update_source(self, article_id: str, source: str) -> None:
-        self.db.execute("UPDATE articles SET source = ? WHERE id = ?", (source, article_id))
-
-    @_guarded
-    def remove_unreferenced_articles(self) -> int:
-        """Delete articles no indexed file refers to any more; returns how many."""
-        referenced: set[str] = set()
-        for (ids,) in self.db.execute("SELECT article_ids FROM files"):
-            referenced.update(json.loads(ids))
-        stale = [r[0] for r in self.db.execute("SELECT id FROM articles") if r[0] not in referenced]
-        for article_id in stale:
-            rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
-            self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
-            self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
-            self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-            self.removed_rowids.extend(rows)
-        return len(stale)
-
-    # --- finishing
-    @_guarded
-    def commit(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write vectors and manifest, swap the new generation in; returns the manifest."""
-        self._count_terms()
-        self.db.commit()
-        fault_point("db-committed")
-        counts = {
-            "articles": self.db.execute("SELECT count(*) FROM articles").fetchone()[0],
-            "chunks": self.db.execute("SELECT count(*) FROM chunks").fetchone()[0],
-            "files": self.db.execute("SELECT count(*) FROM files").fetchone()[0],
-        }
-        self.db.execute("VACUUM") if self.removed_rowids else None
-        self.db.close()
-        faiss_info = self._write_vectors(counts["chunks"])
-        fault_point("vectors-written")
-        sizes = {name: (self.tmp_dir / name).stat().st_size for name in (SQLITE, VECTORS)}
-        os.rename(self.tmp_dir, self.index_dir / self.generation)
-        _fsync_dir(self.index_dir)
-        fault_point("renamed")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "generation": self.generation,
-            "embedder": self.embedder,
-            "chunking": self.chunking,
-            "counts": counts,
-            "faiss": faiss_info,
-            "sizes": sizes,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **({"previous_generation": self.live} if self.live else {}),
-            **(extra or {}),
-        }
-        _write_manifest(self.index_dir, manifest)
-        fault_point("manifest-swapped")
-        self._remove_unnamed_generations()
-        self.close()
-        return manifest
-
-    def _count_terms(self) -> None:
-        """Refresh term_df (chunks holding each indexed term) from FTS5. fts5vocab counts by walking the
-        postings, ~4 ms per common term at 1M chunks: too slow per query, ~3 s per indexing run at 1M."""
-        unchanged = not self.added and not self.removed_rowids and self.previous is not None
-        if unchanged and self.db.execute("SELECT 1 FROM term_df LIMIT 1").fetchone():
-            return
-        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
-        self.db.execute("DELETE FROM term_df")
-        self.db.execute("INSERT INTO term_df SELECT term, doc FROM temp.chunks_vocab")
-
-    def abort(self) -> None:
-        try:
-            self.db.close()
-        finally:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            self.close()
-
-    def close(self) -> None:
-        if self._lock.is_locked:
-            self._lock.release()
-
-    def _write_vectors(self, total: int) -> dict[str, Any]:
-        import faiss
-
-        dim = int(self.embedder["dim"])
-        old_info = (self.previous or {}).get("faiss", {})
-        want_ivf = total > self.ann_threshold
-        trained_n = int(old_info.get("trained_n", 0))
-        # Reuse the previous index when its kind still fits (and an IVF was trained on at least a quarter of
-        # today's vectors); otherwise rebuild from the vectors stored in SQLite.
-        reuse = self.previous is not None and (old_info.get("type") == "ivf") == want_ivf and (
-            not want_ivf or total <= 4 * trained_n)
-        if reuse:
-            assert self.previous is not None
-            index = _read_vectors(self.index_dir, self.index_dir / self.previous["generation"] / VECTORS,
-                                  self.previous)
-            if self.removed_rowids:
-                index.remove_ids(np.asarray(self.removed_rowids, dtype=np.int64))  # type: ignore[arg-type]
-            if self.added:
-                index.add_with_ids(np.stack([v for _, v in self.added]).astype(np.float32),
-                                   np.asarray([r for r, _ in self.added], dtype=np.int64))
-            info = dict(old_info)
-        else:
-            ids, vecs = self._all_vectors(dim)
-            if want_ivf:
-                # nlist ≈ 4·√N: at 1M chunks 4096 lists, nprobe 16 measured recall@10 ≈ 0.99 in 0.5–0.7 ms.
-                # (and at least 39 training points per list, which k-means needs)
-                nlist = int(max(1, min(65536, 4 * np.sqrt(total), total // 39)))
-                quantizer = faiss.IndexFlatIP(dim)
-                index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-                sample = vecs[np.random.default_rng(0).choice(len(vecs), min(len(vecs), nlist * 40), replace=False)]
-                index.train(sample)
-                info = {"type": "ivf", "nlist": nlist, "nprobe": self.nprobe, "trained_n": total}
-            else:
-                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-                info = {"type": "flat"}
-            if len(ids):
-                index.add_with_ids(vecs, ids)
-        faiss.write_index(index, str(self.tmp_dir / VECTORS))
-        return info
-
-    def _all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        conn = _connect(self.tmp_dir / SQLITE, readonly=True)
-        try:
-            rows = conn.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
-        finally:
-            conn.close()
-        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim) if rows else \
-            np.zeros((0, dim), dtype=np.float32)
-        return ids, vecs
-
-    def _remove_unnamed_generations(self) -> None:
-        """Remove every generation folder but the one the manifest names and the one before it (a reader may
-        have read the manifest just before the swap); ours, while it is being written, is not there yet."""
-        named = {live_generation(self.index_dir)}
-        try:
-            named.add(read_manifest(self.index_dir).get("previous_generation"))
-        except (IndexNotFoundError, IndexCorruptError):
-            pass
-        # half-written and half-deleted folders first: a `gen-N` is renamed to `gen-N.old` before deletion
-        for path in sorted(self.index_dir.glob("gen-*"), key=lambda p: _GENERATION.fullmatch(p.name) is not None):
-            if path.name not in named:
-                _remove_generation(path)
-
-
-def _next_generation_number(index_dir: Path, live: str | None) -> int:
-    """One above every generation on disk (live, kept, orphaned, half-written or half-deleted) and the live one,
-    so the new folder never collides with a leftover and no name a reader saw is ever reused."""
-    numbers = [int(m.group(1)) for name in [p.name for p in index_dir.glob("gen-*")] + [live or ""]
-               if (m := re.match(r"gen-(\d+)", name))]
-    return max(numbers, default=0) + 1
-
-
-def _remove_generation(path: Path) -> None:
-    """Delete a generation folder, renaming it `gen-N.old` first, so that a kill half-way leaves a folder no
-    reader takes for a generation. A folder that cannot go now (held open on Windows) goes in a later build."""
-    if _GENERATION.fullmatch(path.name):
-        old = path.with_name(path.name + ".old")
-        try:
-            os.rename(path, old)
-        except OSError:
-            return
-        path = old
-        fault_point("old-generation-renamed")
-    shutil.rmtree(path, ignore_errors=True)

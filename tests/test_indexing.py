@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from rag.api import Pipeline, build_index
+from rag.builder import Builder
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
+from rag.manifest import FORMAT_VERSION
 from rag.retrieve import Filters
-from rag.store import FORMAT_VERSION, Builder, Store
+from rag.store import Store
 
 from .fakes import HashEmbedder
 

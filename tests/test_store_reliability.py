@@ -16,18 +16,19 @@ import numpy as np
 import pytest
 
 from rag.api import Pipeline, build_index, index_info
+from rag.builder import Builder
 from rag.cli import main
 from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexNotFoundError
 from rag.retrieve import Filters
-from rag.store import Builder, Store
+from rag.store import Store
 from rag.types import Article, Chunk
 
 from .conftest import ROOT, scripted_pipeline
 from .fakes import HashEmbedder
 
 # A build in a child process, on the fakes, that dies (os._exit, as a kill) at the embedding call the test
-# names, or at the commit step named by RAG_FAULT_AT (rag/store.py's fault_point).
+# names, or at the commit step named by RAG_FAULT_AT (rag/manifest.py's fault_point).
 CHILD = """
 import json, os, sys
 from pathlib import Path
@@ -287,7 +288,7 @@ def test_filters_allow_more_chunks_than_sqlite_has_variables(tmp_path: Path) -> 
 
 def test_import_rag_works_without_fcntl() -> None:
     """Windows has no fcntl: the index lock comes from filelock, so `import rag` and a build still work."""
-    code = ("import sys, tempfile\nsys.modules['fcntl'] = None\nimport rag\nfrom rag.store import Builder\n"
+    code = ("import sys, tempfile\nsys.modules['fcntl'] = None\nimport rag\nfrom rag.builder import Builder\n"
             "b = Builder(tempfile.mkdtemp(), embedder_name='x', embedder_dim=4, chunking={}, ann_threshold=9, "
             "nprobe=1)\nb.abort()\nprint('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
