@@ -117,6 +117,9 @@ def write_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a rename in path durable. Windows cannot open a folder (os.open raises) and needs no such step."""
+    if os.name == "nt":
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
