@@ -3,7 +3,7 @@
 Part 1, vector search (for each --sizes N):
   * N random unit vectors of dimension 384 (float32, seeded), clustered like real embeddings: drawn around
     --centres (2000) random centres of uneven popularity with Gaussian noise, then L2-normalised;
-  * two indexes, as the app builds them (rag/store.py): exact `IndexIDMap2(IndexFlatIP(384))`, and
+  * two indexes, as the app builds them (rag/faiss_index.py): exact `IndexIDMap2(IndexFlatIP(384))`, and
     `IndexIVFFlat` (inner product) with nlist = int(4*sqrt(N)) capped like the app at N // 39 (so k-means has
     >= 39 points per list; the cap only bites below ~24k vectors) unless --nlist gives a number, trained on
     a sample of min(N, nlist*40) vectors; the build time of each (IVF: train + add) is printed;
@@ -17,7 +17,7 @@ Part 2, hybrid retrieval on a real index: --hybrid-articles (2000) synthetic art
   and for dense-only and lexical-only for comparison. The fake embedder costs next to nothing, so this is
   the store's share of a query; the real model's query embedding comes on top of it.
 Part 3, end-to-end hybrid retrieval at size (--scale 10000,100000,1000000): an index of that many chunks is
-  written straight through rag.store.Builder (synthetic paragraphs, hashed vectors of MiniLM's shape: 384
+  written straight through rag.builder.Builder (synthetic paragraphs, hashed vectors of MiniLM's shape: 384
   dims; IVF above the app's ann_threshold, as the app builds it), then `Pipeline.retrieve(question)` is timed
   --repeat times over 100 questions for hybrid, dense and lexical, with the question embedded by the real
   MiniLM (--query-embedder minilm, the default; `hash` leaves the model out), and its parts on their own
@@ -107,7 +107,7 @@ def make_queries(data: np.ndarray, q: int, noise: float,
 
 
 def auto_nlist(n: int) -> int:
-    # The app's rule (rag/store.py): 4*sqrt(N), at most N // 39 (k-means wants >= 39 points per list).
+    # The app's rule (rag/faiss_index.py): 4*sqrt(N), at most N // 39 (k-means wants >= 39 points per list).
     return int(max(1, min(65536, 4 * np.sqrt(n), n // 39)))
 
 
@@ -231,16 +231,16 @@ def bench_hybrid(args: argparse.Namespace) -> list[dict]:
 
 
 def build_synthetic_index(index_dir: Path, chunks: int, seed: int, embedder: object = None) -> tuple[list[str], float]:
-    """An index of about `chunks` chunks written straight through rag.store.Builder (one chunk a paragraph of
+    """An index of about `chunks` chunks written straight through rag.builder.Builder (one chunk a paragraph of
     a bench/synth.py article, HashEmbedder vectors), skipping files and ingestion so 1M chunks take minutes,
     not hours. Returns 100 questions made from the articles, and the build time in seconds."""
     import hashlib
 
     from synth import Corpus
 
+    from rag.builder import Builder
     from rag.config import Settings
     from rag.indexing import chunking_settings
-    from rag.store import Builder
     from rag.types import Article, Chunk
     from tests.fakes import HashEmbedder
 

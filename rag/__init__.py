@@ -10,6 +10,7 @@ from .errors import (
                      ConfigError,
                      GenerationError,
                      IndexBusyError,
+                     IndexCorruptError,
                      IndexMismatchError,
                      IndexNotFoundError,
                      IngestError,
@@ -25,7 +26,7 @@ from .types import Answer, Article, Chunk, Citation, Hit, Sentence
 
 __all__ = [
     "Answer", "Article", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
-    "IndexBusyError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
+    "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
     "NO_ANSWER", "Sentence", "Settings", "StreamEvent", "ask", "build_index", "index_info", "search",
 ]

@@ -26,9 +26,10 @@ from .generate import (
     line_grammar,
 )
 from .indexing import IndexReport, Log, run_index
+from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
 from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
-from .store import Store, read_manifest
+from .store import Store
 from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
@@ -61,11 +62,15 @@ def build_index(path: str | Path | None = None, *, settings: Settings | None = N
     return run_index(root, settings, embedder or load_embedder(settings), rebuild=rebuild, log=log)
 
 
-def index_info(settings: Settings | None = None) -> dict[str, Any]:
-    """The manifest of the index at settings.index_dir (counts, embedder, chunking, generation)."""
+def index_info(settings: Settings | None = None, *, check: bool = False) -> dict[str, Any]:
+    """The manifest of the index at settings.index_dir (counts, embedder, chunking, generation). With check=True
+    the index is opened as a search would open it, so a damaged file raises IndexCorruptError."""
     settings = settings or Settings.from_env()
-    manifest = read_manifest(settings.index_dir)
-    return {"index_dir": str(settings.index_dir), **manifest}
+    if not check:
+        return {"index_dir": str(settings.index_dir), **read_manifest(settings.index_dir)}
+    store = Store(settings.index_dir)
+    store.close()
+    return {"index_dir": str(settings.index_dir), **store.manifest, "health": "ok"}
 
 
 class Pipeline:

@@ -55,7 +55,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from .api import index_info
 
-    info = index_info(_settings(args))
+    info = index_info(_settings(args), check=True)  # a damaged index is an error (exit code 1), not a report
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return 0
@@ -68,6 +68,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"vectors:    {faiss.get('type')}" + (f" (nlist {faiss['nlist']})" if "nlist" in faiss else ""))
     print(f"chunking:   {info.get('chunking')}")
     print(f"built at:   {info.get('built_at')}")
+    print("health:     ok (store.sqlite and vectors.faiss open; sizes and counts match the manifest)")
     return 0
 
 

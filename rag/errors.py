@@ -6,6 +6,7 @@
      ├── ModelNotFoundError       model weights are not where the settings say
      ├── IndexNotFoundError       no index has been built at the index directory
      ├── IndexMismatchError       the index was built with another embedder or format version
+     ├── IndexCorruptError        a file of the index is missing, truncated or garbled
      ├── IndexBusyError           another process is writing the same index
      ├── IngestError              a folder or file could not be read at all
      ├── QueryError               an empty or unusable question
@@ -38,6 +39,10 @@ class IndexNotFoundError(RagError):
 
 class IndexMismatchError(RagError):
     """The index on disk was built with other settings or another format version."""
+
+
+class IndexCorruptError(RagError):
+    """A file of the index (manifest, SQLite store, FAISS vectors) is missing, truncated or garbled."""
 
 
 class IndexBusyError(RagError):

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from .builder import Builder
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
 from .errors import IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
-from .store import Builder
 from .types import Article, Chunk
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding

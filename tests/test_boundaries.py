@@ -36,3 +36,4 @@ def test_public_names() -> None:
     for name in rag.__all__:
         assert getattr(rag, name) is not None
     assert {"Pipeline", "build_index", "Settings", "Answer", "Hit", "Filters"} <= set(rag.__all__)
+    assert issubclass(rag.IndexCorruptError, rag.RagError) and "IndexCorruptError" in rag.__all__

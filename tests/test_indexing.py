@@ -10,12 +10,14 @@ import pytest
 
 from rag import files, indexing
 from rag.api import Pipeline, build_index
+from rag.builder import Builder
 from rag.config import Settings
 from rag.errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
 from rag.indexing import IndexReport
 from rag.ingest import Skipped
+from rag.manifest import FORMAT_VERSION
 from rag.retrieve import Filters
-from rag.store import FORMAT_VERSION, Builder, Store
+from rag.store import Store
 
 from .fakes import HashEmbedder
 
@@ -76,7 +78,9 @@ def test_incremental_runs_touch_only_what_changed(articles_dir: Path, settings: 
     assert str(deleted.resolve()) not in {a[3] for a in store.list_articles()}
     assert store.chunk_count == store.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert store.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == store.chunk_count
-    assert len(list(settings.index_dir.glob("gen-*"))) == 1  # old generations are cleaned up
+    # older generations are cleaned up; the one before the live one stays for readers that read the old manifest
+    kept = {removal.manifest["generation"], removal.manifest["previous_generation"]}
+    assert {p.name for p in settings.index_dir.glob("gen-*")} == kept and len(kept) == 2
 
 
 def test_failed_run_leaves_previous_index_usable(articles_dir: Path, settings: Settings) -> None:

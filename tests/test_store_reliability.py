@@ -1,0 +1,295 @@
+"""The index survives kills at every step of a build, reports damaged files in one line, serves readers
+through generation swaps, and filters any number of chunks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.api import Pipeline, build_index, index_info
+from rag.builder import Builder
+from rag.cli import main
+from rag.config import Settings
+from rag.errors import IndexCorruptError, IndexNotFoundError
+from rag.retrieve import Filters
+from rag.store import Store
+from rag.types import Article, Chunk
+
+from .conftest import ROOT, scripted_pipeline
+from .fakes import HashEmbedder
+
+# A build in a child process, on the fakes, that dies (os._exit, as a kill) at the embedding call the test
+# names, or at the commit step named by RAG_FAULT_AT (rag/manifest.py's fault_point).
+CHILD = """
+import json, os, sys
+from pathlib import Path
+import rag.indexing
+from rag.api import build_index
+from rag.config import Settings
+from tests.fakes import HashEmbedder
+
+args = json.loads(sys.argv[1])
+rag.indexing.EMBED_FLUSH = 4  # several small embedding steps, so that a kill can land between them
+
+class Dying(HashEmbedder):
+    def embed_documents(self, texts, progress=None):
+        if len(self.calls) + 1 == args["die_at_embed_call"]:
+            os._exit(137)
+        return super().embed_documents(texts, progress)
+
+settings = Settings(index_dir=Path(args["index_dir"]), chunk_tokens=60, chunk_overlap_tokens=12,
+                    cache_dir=Path(args["index_dir"]).parent / "cache")
+build_index(args["corpus"], settings=settings, embedder=Dying())
+"""
+
+COMMIT_STEPS = ["copied", "db-committed", "vectors-written", "renamed", "manifest-written", "manifest-swapped",
+                "old-generation-renamed"]
+SWAPPED = {"manifest-swapped", "old-generation-renamed"}  # kills after these leave the new index live
+
+
+def _killed_build(corpus: Path, settings: Settings, step: str | None, embed_call: int = 0) -> None:
+    env = {**os.environ, "RAG_FAULT_AT": step or ""}
+    args = json.dumps({"corpus": str(corpus), "index_dir": str(settings.index_dir), "die_at_embed_call": embed_call})
+    run = subprocess.run([sys.executable, "-c", CHILD, args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 137, f"the build was not killed at {step or embed_call}: {run.stderr[-500:]}"
+
+
+def _add_harbour_articles(corpus: Path) -> None:
+    for i in range(12):
+        (corpus / f"harbour{i:02d}.txt").write_text(
+            f"Harbour report {i}\n\nThe harbour board number {i} met about ferries{i} and cranes on day {i}.")
+
+
+def _searchable(settings: Settings) -> dict:
+    """The live manifest, after checking that a Store opens and both searches find something."""
+    embedder = HashEmbedder()
+    store = Store(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim)
+    try:
+        assert store.search_dense(embedder.embed_query("volcano eruption"), 5)
+        assert store.search_lexical("volcano eruption", 5)
+        return store.manifest
+    finally:
+        store.close()
+
+
+def _leftovers(index_dir: Path, manifest: dict) -> set[str]:
+    return {p.name for p in index_dir.glob("gen-*")} - {manifest["generation"], manifest.get("previous_generation")}
+
+
+@pytest.mark.parametrize("step,embed_call", [(None, 1), (None, 3)] + [(s, 0) for s in COMMIT_STEPS])
+def test_a_kill_at_any_step_leaves_a_searchable_index_and_the_next_run_succeeds(
+        articles_dir: Path, settings: Settings, tmp_path: Path, step: str | None, embed_call: int) -> None:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    old = build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest  # live + previous
+    _add_harbour_articles(articles_dir)
+    (articles_dir / "003_chess_championship.txt").unlink()
+    clean = build_index(articles_dir, settings=settings.replace(index_dir=tmp_path / "clean"),
+                        embedder=HashEmbedder()).manifest
+
+    _killed_build(articles_dir, settings, step, embed_call)
+    live = _searchable(settings)
+    assert live["counts"] == (clean if step in SWAPPED else old)["counts"]
+
+    again = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert again.manifest["counts"] == clean["counts"]
+    assert _searchable(settings)["generation"] == again.manifest["generation"]
+    assert not _leftovers(settings.index_dir, again.manifest)
+    store = Store(settings.index_dir)
+    assert store.list_articles() == Store(tmp_path / "clean").list_articles()
+
+
+@pytest.mark.parametrize("step", ["renamed", "manifest-written"])
+def test_a_killed_first_build_does_not_stop_the_next(articles_dir: Path, settings: Settings, step: str) -> None:
+    _killed_build(articles_dir, settings, step)
+    with pytest.raises(IndexNotFoundError):
+        Store(settings.index_dir)
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert _searchable(settings)["counts"] == report.manifest["counts"]
+    assert not _leftovers(settings.index_dir, report.manifest)
+
+
+def test_orphaned_generation_folders_do_not_break_the_next_build(indexed: Settings) -> None:
+    """Killed after renaming gen-N.tmp to gen-N and before the manifest swap, a build left a gen-N no manifest
+    names; the next build took the same number and failed on every later run ("Directory not empty")."""
+    index_dir = indexed.index_dir
+    live = json.loads((index_dir / "manifest.json").read_text())["generation"]
+    number = int(live.split("-")[1])
+    shutil.copytree(index_dir / live, index_dir / f"gen-{number + 1:06d}")  # renamed, never swapped in
+    (index_dir / f"gen-{number + 2:06d}.tmp").mkdir()  # half-written
+    (index_dir / f"gen-{number + 3:06d}.old").mkdir()  # half-deleted
+    first = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder()).manifest
+    assert int(first["generation"].split("-")[1]) > number + 3 and first["previous_generation"] == live
+    assert {p.name for p in index_dir.glob("gen-*")} == {live, first["generation"]}
+    second = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder()).manifest
+    assert {p.name for p in index_dir.glob("gen-*")} == {first["generation"], second["generation"]}
+    assert _searchable(indexed)["generation"] == second["generation"]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garble(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(bytes(range(256)) * 2 + data[512:])  # same size, header overwritten
+
+
+def _edit(manifest: Path, **changes: object) -> None:
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), **changes}))
+
+
+DAMAGE = {
+    "vectors truncated": ("vectors.faiss", _truncate),
+    "vectors garbled": ("vectors.faiss", _garble),
+    "vectors empty": ("vectors.faiss", lambda p: p.write_bytes(b"")),
+    "vectors deleted": ("vectors.faiss", Path.unlink),
+    "sqlite truncated": ("store.sqlite", _truncate),
+    "sqlite garbled": ("store.sqlite", _garble),
+    "sqlite empty": ("store.sqlite", lambda p: p.write_bytes(b"")),
+    "sqlite deleted": ("store.sqlite", Path.unlink),
+    "manifest a list": ("manifest.json", lambda p: p.write_text("[1, 2]")),
+    "manifest garbled": ("manifest.json", lambda p: p.write_text('{"format_version": 1, "gen')),
+    "manifest bad generation": ("manifest.json", lambda p: _edit(p, generation="../x")),
+    "manifest counts a list": ("manifest.json", lambda p: _edit(p, counts=[1])),
+}
+
+
+def _assert_one_line(err: str, file: str) -> None:
+    assert "\n" not in err.strip() and file in err and "--rebuild" in err, err
+
+
+@pytest.mark.parametrize("sizes_recorded", [True, False], ids=["manifest-with-sizes", "older-manifest"])
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_a_damaged_index_gives_one_line_everywhere(articles_dir: Path, settings: Settings, case: str,
+                                                   sizes_recorded: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    manifest_path = settings.index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if not sizes_recorded:  # as written before the sizes were recorded: the other checks must catch it
+        del manifest["sizes"]
+        manifest_path.write_text(json.dumps(manifest))
+    file, damage = DAMAGE[case]
+    damage(settings.index_dir / file if file == "manifest.json" else settings.index_dir / manifest["generation"] / file)
+
+    with pytest.raises(IndexCorruptError) as err:
+        Pipeline(settings, embedder=HashEmbedder()).retrieve("volcano eruption")
+    _assert_one_line(str(err.value), file)
+    pipeline, generator = scripted_pipeline(settings, "unused")
+    with pytest.raises(IndexCorruptError) as err:
+        pipeline.ask("What erupted near the town?")
+    _assert_one_line(str(err.value), file)
+    assert not generator.calls
+    with pytest.raises(IndexCorruptError) as err:
+        build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    _assert_one_line(str(err.value), file)
+    assert not list(settings.index_dir.glob("*.tmp"))
+
+    assert main(["info", "--index-dir", str(settings.index_dir)]) == 1
+    _assert_one_line(capsys.readouterr().err, file)
+    assert main(["info", "--index-dir", str(settings.index_dir), "--json"]) == 1
+    _assert_one_line(capsys.readouterr().err, file)
+
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder(), rebuild=True)  # the way out
+    assert _searchable(settings)["counts"] == report.manifest["counts"]
+    assert index_info(settings, check=True)["health"] == "ok"
+
+
+def test_info_reports_a_healthy_index(indexed: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--index-dir", str(indexed.index_dir)]) == 0
+    assert "health:     ok" in capsys.readouterr().out
+
+
+def test_readers_opening_during_swaps_never_fail(articles_dir: Path, settings: Settings) -> None:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    embedder, errors, opened = HashEmbedder(), [], [0] * 5
+    stop = threading.Event()
+
+    def read(n: int) -> None:
+        query = embedder.embed_query("volcano eruption")
+        while not stop.is_set():
+            try:
+                store = Store(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim)
+                try:
+                    assert store.search_dense(query, 5) and store.search_lexical("volcano eruption", 5)
+                finally:
+                    store.close()
+                opened[n] += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    readers = [threading.Thread(target=read, args=(n,)) for n in range(5)]
+    for t in readers:
+        t.start()
+    try:
+        changed = sorted(articles_dir.glob("*.txt"))[1]
+        for i in range(10):
+            changed.write_text(changed.read_text() + f"\n\nUpdate {i}: the ash cloud drifted east again.\n")
+            build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert not errors, errors[:3]
+    assert all(opened)
+
+
+def test_a_store_knows_when_a_newer_generation_is_live(indexed: Settings) -> None:
+    store = Store(indexed.index_dir)
+    assert not store.is_stale()
+    build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder())
+    assert store.is_stale() and not Store(indexed.index_dir).is_stale()
+
+
+class SmallHashEmbedder(HashEmbedder):
+    name, dim = "hash-8", 8
+
+
+def test_filters_allow_more_chunks_than_sqlite_has_variables(tmp_path: Path) -> None:
+    """A date filter over 40,000+ chunks: binding each rowid went past SQLite's 32766 variables."""
+    embedder, settings = SmallHashEmbedder(), Settings(index_dir=tmp_path / "big", cache_dir=tmp_path / "cache")
+    builder = Builder(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
+                      chunking={"test": 1}, ann_threshold=10**6, nprobe=8)
+    for a in range(411):
+        published = "2021-06-01" if a == 0 else "2024-03-01"  # the zebra article is the one outside the filter
+        text = "\n".join(f"{'zebra ' * 5 if a == 0 else ''}market note {a} {c}" for c in range(100))
+        article = Article(id=f"{a:016x}", title=f"Notes {a}", text=text, source=f"notes{a}.txt", published=published)
+        chunks, start = [], 0
+        for c, line in enumerate(text.split("\n")):
+            chunks.append(Chunk(f"{article.id}-{c:03d}", article.id, line, start, start + len(line)))
+            start += len(line) + 1
+        builder.add_article(article, chunks, embedder.embed_documents([ch.text for ch in chunks]))
+        builder.set_file(article.source, 1, 0, [article.id])
+    builder.commit()
+
+    store = Store(settings.index_dir)
+    # SQLite's default build allows 32766 variables (this machine's Python allows 250000): as the default
+    store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+    allowed = store.allowed_rowids(date_from="2024-01-01")
+    assert allowed is not None and len(allowed) == 41_000
+    lexical = store.search_lexical("zebra market note", 10, allowed)
+    dense = store.search_dense(np.asarray(embedder.embed_query("zebra zebra"), dtype=np.float32), 10, allowed)
+    assert len(lexical) == len(dense) == 10 and {r for r, _ in lexical + dense} <= set(allowed)
+    assert store.search_lexical("zebra", 10) and not store.search_lexical("zebra", 10, allowed)
+    pipeline = Pipeline(settings, embedder=embedder)
+    pipeline.store.db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+    hits = pipeline.retrieve("zebra market note", filters=Filters(date_from="2024-01-01"), top_k=5)
+    assert len(hits) == 5 and all(h.published == "2024-03-01" for h in hits)
+
+
+def test_import_rag_works_without_fcntl() -> None:
+    """Windows has no fcntl: the index lock comes from filelock, so `import rag` and a build still work."""
+    code = ("import sys, tempfile\nsys.modules['fcntl'] = None\nimport rag\nfrom rag.builder import Builder\n"
+            "b = Builder(tempfile.mkdtemp(), embedder_name='x', embedder_dim=4, chunking={}, ann_threshold=9, "
+            "nprobe=1)\nb.abort()\nprint('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
