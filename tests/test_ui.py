@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,27 @@ QUESTION = "What was SenseTime's market capitalization at its IPO?"
 CONCURRENT = 5
 
 
+def require_chromium(path: Path, env: Mapping[str, str]) -> None:
+    """A missing Chromium skips the browser test on a developer's machine and fails it in CI (CI=true), where
+    `make test` installs it: a CI run must not pass without having driven the browser."""
+    if path.exists():
+        return
+    message = f"{path} is missing: the browser test needs Debian's chromium (make browser installs it)"
+    if env.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(message + f"; CI={env['CI']} requires the browser test to run")
+    pytest.skip(message)
+
+
+def test_missing_chromium_fails_in_ci_and_skips_elsewhere(tmp_path: Path) -> None:
+    missing = tmp_path / "no-chromium"
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_chromium(missing, {"CI": "true"})
+    for env in ({}, {"CI": "false"}, {"CI": ""}):
+        with pytest.raises(pytest.skip.Exception):
+            require_chromium(missing, env)
+    require_chromium(tmp_path, {"CI": "true"})  # present: runs
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -174,8 +196,7 @@ def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: fl
 @pytest.mark.browser
 @pytest.mark.models
 def test_browser_chat_streams_a_cited_answer(tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: the browser test needs Debian's chromium")
+    require_chromium(CHROMIUM, os.environ)
     from playwright.sync_api import sync_playwright
 
     index_dir = tmp_path / "seed-corpus"  # the header shows this name
