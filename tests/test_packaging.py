@@ -81,8 +81,9 @@ reply = "Thieves stole 42 Roman gold coins [1]."
 pipeline = rag.Pipeline(settings, embedder=fakes.HashEmbedder(), generator=fakes.ScriptedGenerator([reply]))
 hits = pipeline.retrieve("volcano eruption near Grindavik")
 answer = pipeline.ask("What did the thieves steal from the museum?")
+override = rag.Settings.from_env({{"RAG_PROMPTS_DIR": "my-prompts"}}).prompts_dir
 print(json.dumps({{"rag": rag.__file__, "prompts": str(DEFAULT_PROMPTS_DIR), "top": hits[0].title,
-                  "cited": len(answer.citations), "refused": answer.refused}}))
+                  "cited": len(answer.citations), "refused": answer.refused, "override": str(override)}}))
 """
     out = _run(site, ["-c", code], cwd=tmp_path, extra_path=(TESTS,))  # tests/ for fakes.py, not the repository
     assert out.returncode == 0, out.stderr
@@ -90,6 +91,7 @@ print(json.dumps({{"rag": rag.__file__, "prompts": str(DEFAULT_PROMPTS_DIR), "to
     assert Path(result["rag"]).is_relative_to(site) and Path(result["prompts"]) == site / "rag" / "prompts"
     assert "Iceland" in result["top"] or "eruption" in result["top"].lower(), result
     assert result["cited"] == 1 and not result["refused"]
+    assert result["override"] == "my-prompts"  # RAG_PROMPTS_DIR still wins over the installed copy
 
 
 def test_installed_chat_command_starts_the_installed_app(installed: tuple[Path, Path], tmp_path: Path) -> None:
