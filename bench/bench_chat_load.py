@@ -15,6 +15,7 @@ How to run (from the repository root, alone on the machine; 20 users take a few 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import re
@@ -95,7 +96,7 @@ def wait_until_serving(url: str, proc: subprocess.Popen | None, timeout: float =
 def _message_text(content: object) -> str:
     if isinstance(content, list):  # Gradio message parts: [{"type": "text", "text": ...}, ...]
         content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return " ".join(re.sub(r"<[^>]+>", " ", str(content or "")).split())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", str(content or ""))).split())
 
 
 def run_users(url: str, users: int, timeout: float) -> tuple[list[Turn], float]:
