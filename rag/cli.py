@@ -170,20 +170,28 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    """Start the Gradio app (ui/app.py) in this process's place; the library never imports the UI."""
+    """Start the Gradio app in this process's place, as a module: the checkout's ui/ when rag runs from one,
+    else the installed rag_ui package; the library never imports the UI."""
+    import importlib.util
     import os
 
-    from .config import PACKAGE_DIR
+    from .config import CHECKOUT_DIR
 
-    app = PACKAGE_DIR.parent / "ui" / "app.py"
-    if not app.is_file():
-        _stderr(f"error: the chat app {app} is missing; run rag chat from a checkout of the repository")
+    env = dict(os.environ)
+    if CHECKOUT_DIR is not None and (CHECKOUT_DIR / "ui" / "app.py").is_file():
+        module = "ui.app"  # with the checkout first on the path, the app imports this same rag
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT_DIR), env.get("PYTHONPATH", "")) if p)
+    elif importlib.util.find_spec("rag_ui") is not None:
+        module = "rag_ui.app"
+    else:
+        _stderr("error: the chat app (package rag_ui) is missing from this install of rag; reinstall rag "
+                "(pip install --force-reinstall .) from its repository")
         return 1
-    argv = [sys.executable, str(app), "--host", args.host, "--port", str(args.port)]
+    argv = [sys.executable, "-m", module, "--host", args.host, "--port", str(args.port)]
     if args.index_dir:
         argv += ["--index-dir", str(args.index_dir)]
     sys.stdout.flush()
-    os.execv(sys.executable, argv)
+    os.execve(sys.executable, argv, env)
     return 0  # not reached
 
 

@@ -5,15 +5,31 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# prompts/ sits beside the package in the repository (an editable install keeps it there).
-DEFAULT_PROMPTS_DIR = PACKAGE_DIR.parent / "prompts"
+# A source checkout (the repository, which an editable install points into) has pyproject.toml beside rag/;
+# it answers with its own prompts/ and chats with its own ui/, not with those another install maps in.
+CHECKOUT_DIR: Path | None = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
+PROMPTS_PACKAGE = "rag.prompts"  # the repository's prompts/ as installed (pyproject.toml: package-dir)
 SAMPLE_CORPUS_DIR = PACKAGE_DIR / "sample_corpus"
+
+
+def default_prompts_dir() -> Path:
+    """The prompt templates that go with this rag: the checkout's prompts/, else the installed rag.prompts."""
+    if CHECKOUT_DIR is not None and (CHECKOUT_DIR / "prompts").is_dir():
+        return CHECKOUT_DIR / "prompts"
+    try:
+        return Path(str(resources.files(PROMPTS_PACKAGE)))
+    except ModuleNotFoundError:  # a broken install: the Pipeline names the missing file and RAG_PROMPTS_DIR
+        return PACKAGE_DIR / "prompts"
+
+
+DEFAULT_PROMPTS_DIR = default_prompts_dir()
 
 
 def _default_cache_dir() -> Path:

@@ -96,12 +96,13 @@ def test_sigkill_mid_run_leaves_previous_index_complete(tmp_path: Path) -> None:
 
 
 def test_chat_starts_the_ui_app_in_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    calls: list[list[str]] = []
-    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(list(argv)))
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda exe, argv, env: calls.append((list(argv), env)))
     assert main(["chat", "--index-dir", str(tmp_path), "--port", "7999"]) == 0
-    argv = calls[0]
-    assert argv[1].endswith("ui/app.py") and Path(argv[1]).is_file()
-    assert argv[2:] == ["--host", "127.0.0.1", "--port", "7999", "--index-dir", str(tmp_path)]
+    argv, env = calls[0]
+    assert argv[1:3] == ["-m", "ui.app"]  # a checkout chats with its own ui/ (tests/test_packaging: installed)
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(Path(__file__).resolve().parents[1])
+    assert argv[3:] == ["--host", "127.0.0.1", "--port", "7999", "--index-dir", str(tmp_path)]
 
 
 def test_thread_settings_resolve_to_the_measured_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

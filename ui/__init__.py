@@ -1,1 +1,1 @@
-"""The browser chat (Gradio) over the rag library; `python ui/app.py --index-dir DIR` starts it."""
+"""The browser chat (Gradio) over the rag library; `rag chat` starts it (installed as the package rag_ui)."""

@@ -1,0 +1,141 @@
+"""One question in the chat: the screens it goes through, the plain-text history for follow-ups, the filters."""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any, NamedTuple
+
+from rag import Answer, Filters, Pipeline, QueryError, RagError
+
+from .render import (
+    SOURCES_PLACEHOLDER,
+    esc,
+    passage_count,
+    render_answer,
+    render_error,
+    render_hits,
+    render_partial,
+    render_sources,
+    render_status,
+)
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TAG = re.compile(r"<[^>]*>")
+
+History = Sequence[Any]  # (question, answer) pairs, or Gradio chat messages {"role", "content"}
+Step = tuple[str, list[Any], str, list[tuple[str, str]]]  # question box, chat messages, sources panel, turns
+
+
+class View(NamedTuple):
+    """One state of the screen while a question is answered."""
+
+    answer: str  # HTML of the assistant message
+    sources: str  # HTML of the sources panel
+    text: str = ""  # the final answer as plain text, kept for follow-ups ("" while streaming or on error)
+
+
+def respond(message: str, history: History | None, pipeline: Pipeline,
+            filters: Filters | None = None) -> Iterator[View]:
+    """Streams one answer: the retrieved passages at once, then the text as generated, then the cited answer.
+
+    Errors from the library (no index, model missing, empty question, ...) become one readable line.
+    """
+    hits_html = ""
+    pieces: list[str] = []
+    try:
+        for event in pipeline.stream(message or "", history=plain_history(history) or None, filters=filters):
+            if isinstance(event, Answer):
+                yield View(render_answer(event), render_sources(event), event.text)
+            elif isinstance(event, str):
+                pieces.append(event)
+                yield View(render_partial("".join(pieces)), hits_html)
+            else:
+                hits_html = render_hits(event)
+                status = f"Searching… {passage_count(len(event))} found; writing the answer…"
+                yield View(render_status(status), hits_html)
+    except RagError as exc:
+        yield View(render_error(str(exc)), SOURCES_PLACEHOLDER)
+    except Exception as exc:  # a bug must not take the chat down: one line here, the traceback in the log
+        traceback.print_exc(file=sys.stderr)
+        message = f"unexpected error ({type(exc).__name__}: {exc}); the server log has the details"
+        yield View(render_error(message), SOURCES_PLACEHOLDER)
+
+
+def chat_turn(pipeline: Pipeline, message: str | None, chat: Sequence[Any] | None,
+              turns: Sequence[tuple[str, str]] | None, titles: str | None = "", date_from: str | None = "",
+              date_to: str | None = "") -> Iterator[Step]:
+    """One question in the browser: yields (question box, chat messages, sources panel, plain-text turns)."""
+    chat = list(chat or [])
+    turns = list(turns or [])
+    question = " ".join((message or "").split())
+    if question:
+        chat.append({"role": "user", "content": f'<div class="rag-question">{esc(question)}</div>'})
+    chat.append({"role": "assistant", "content": render_status("Searching the articles…")})
+    yield "", chat, SOURCES_PLACEHOLDER, turns
+    try:
+        filters = parse_filters(titles, date_from, date_to)
+    except RagError as exc:
+        chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
+        yield "", chat, SOURCES_PLACEHOLDER, turns
+        return
+    for view in respond(question, turns, pipeline, filters):
+        chat[-1] = {"role": "assistant", "content": view.answer}
+        if view.text:
+            turns = turns + [(question, view.text)]
+        yield "", chat, view.sources, turns
+
+
+def parse_filters(titles: str | None, date_from: str | None, date_to: str | None) -> Filters | None:
+    """Filters from the filter boxes: comma-separated title words and ISO dates (None when all are empty)."""
+    words = tuple(t.strip() for t in (titles or "").split(",") if t.strip())
+    start, end = _iso_date("from", date_from), _iso_date("to", date_to)
+    if start and end and start > end:
+        raise QueryError(f"the date range {start} … {end} is empty: 'from' is after 'to'; swap or clear them")
+    filters = Filters(titles=words, date_from=start, date_to=end)
+    return filters if filters else None
+
+
+def _iso_date(which: str, value: str | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError(value)
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise QueryError(f"date {which} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2021-06-30"
+                         ) from None
+
+
+def plain_history(history: History | None) -> list[tuple[str, str]]:
+    """Earlier (question, answer) turns as plain text, from pairs or from Gradio chat messages."""
+    pairs: list[tuple[str, str]] = []
+    question: str | None = None
+    for item in history or ():
+        if isinstance(item, dict):
+            text = _plain(item.get("content"))
+            if item.get("role") == "user":
+                question = text
+            elif item.get("role") == "assistant" and question is not None:
+                pairs.append((question, text))
+                question = None
+        else:
+            q, a = item
+            pairs.append((_plain(q), _plain(a)))
+    return [(q, a) for q, a in pairs if q.strip() and a.strip()]
+
+
+def _plain(content: Any) -> str:
+    if isinstance(content, str):
+        return " ".join(html.unescape(_TAG.sub(" ", content)).split())
+    if isinstance(content, dict):
+        return _plain(content.get("text", ""))
+    if isinstance(content, (list, tuple)):
+        return " ".join(t for t in (_plain(c) for c in content) if t)
+    return ""
