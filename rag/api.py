@@ -196,7 +196,7 @@ class Pipeline:
                 as_of: Date) -> Steps[StreamEvent, None, None]:
         started = time.perf_counter()
         s = self.settings
-        text, note = self._fit_question(question, *prepare_question(question, s.max_question_chars))
+        text, note = self._fit_question(question, *prepare_question(question, s.max_question_chars), as_of)
         timings: dict[str, float] = {}
         standalone = self._standalone(text, history) if history else text
         if history:
@@ -248,10 +248,10 @@ class Pipeline:
         """Tokens of message text that fit the model's window beside its chat template and the answer."""
         return context_window(self.generator, self.settings.llm_context) - answer_tokens - TEMPLATE_MARGIN
 
-    def _fit_question(self, question: str, text: str, note: str | None) -> tuple[str, str | None]:
+    def _fit_question(self, question: str, text: str, note: str | None, as_of: Date) -> tuple[str, str | None]:
         """The question cut to its share of the prompt in tokens, with the note saying so when it is cut."""
         count = self.generator.count_tokens
-        fixed = sum(count(m["content"]) for m in self._answer_messages([], ""))
+        fixed = sum(count(m["content"]) for m in self._answer_messages([], "", as_of))
         limit = int((self._room(self.settings.max_answer_tokens) - fixed) * QUESTION_SHARE)
         if limit < 16:
             window = context_window(self.generator, self.settings.llm_context)
