@@ -15,6 +15,7 @@ from typing import Any, Union
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
+from .dates import Date, format_day, parse_as_of
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
 from .errors import ConfigError
 from .generate import (
@@ -34,6 +35,7 @@ from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
 StreamEvent = Union[tuple[Hit, ...], str, Answer]
+AsOf = Union[Date, str, None]  # the day a question is asked on; None = today
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
 REWRITE_TOKENS = 60  # the rewritten follow-up question is one short line
 
@@ -139,35 +141,41 @@ class Pipeline:
         return {"role": "system", "content": self.prompts.render("system.txt", no_answer=NO_ANSWER)}
 
     def retrieve(self, question: str, *, filters: Filters | None = None, top_k: int | None = None,
-                 mode: str = "hybrid") -> tuple[Hit, ...]:
+                 mode: str = "hybrid", as_of: AsOf = None) -> tuple[Hit, ...]:
+        """Ranked passages as of a date (default today): nothing published after it."""
         with self._lock:
             return retrieve(question, self.store, self.embedder, self.settings, filters=filters,
-                            reranker=self._reranker, mode=mode, top_k=top_k)
+                            reranker=self._reranker, mode=mode, top_k=top_k, as_of=as_of)
 
-    def ask(self, question: str, *, history: History | None = None, filters: Filters | None = None) -> Answer:
-        """A cited answer (or refused=True with the NO_ANSWER sentence)."""
+    def ask(self, question: str, *, history: History | None = None, filters: Filters | None = None,
+            as_of: AsOf = None) -> Answer:
+        """A cited answer as of a date (default today), or refused=True with the NO_ANSWER sentence."""
         answer = None
-        for event in self.stream(question, history=history, filters=filters):
+        for event in self.stream(question, history=history, filters=filters, as_of=as_of):
             if isinstance(event, Answer):
                 answer = event
         assert answer is not None
         return answer
 
-    def stream(self, question: str, *, history: History | None = None,
-               filters: Filters | None = None) -> Iterator[StreamEvent]:
+    def stream(self, question: str, *, history: History | None = None, filters: Filters | None = None,
+               as_of: AsOf = None) -> Iterator[StreamEvent]:
         """Yields the retrieved hits, then the answer text as it is generated, then the final Answer.
+
+        as_of (a date or "YYYY-MM-DD"; default today) is the day the question is asked on: articles published
+        after it are not used, and "this week" or "recently" mean the days before it.
 
         The work runs on a thread of its own that holds the models' lock from start to end, so the
         consumer may step this generator from any thread (Gradio moves a stream between worker
         threads) and closing it early stops the work at the next token and frees the lock.
         """
+        day = parse_as_of(as_of)  # a bad date is the caller's error, raised here rather than on the thread
         events: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
 
         def work() -> None:
             try:
                 with self._lock:
-                    steps = self._stream(question, history, filters)
+                    steps = self._stream(question, history, filters, day)
                     try:
                         for event in steps:
                             if stop.is_set():
@@ -189,17 +197,18 @@ class Pipeline:
         finally:
             stop.set()
 
-    def _stream(self, question: str, history: History | None,
-                filters: Filters | None) -> Steps[StreamEvent, None, None]:
+    def _stream(self, question: str, history: History | None, filters: Filters | None,
+                as_of: Date) -> Steps[StreamEvent, None, None]:
         started = time.perf_counter()
         s = self.settings
-        text, note = self._fit_question(question, *prepare_question(question, s.max_question_chars))
+        text, note = self._fit_question(question, *prepare_question(question, s.max_question_chars), as_of)
         timings: dict[str, float] = {}
         standalone = self._standalone(text, history) if history else text
         if history:
             timings["rewrite_s"] = round(time.perf_counter() - started, 3)
         t = time.perf_counter()
-        hits = retrieve(standalone, self.store, self.embedder, s, filters=filters, reranker=self._reranker)
+        hits = retrieve(standalone, self.store, self.embedder, s, filters=filters, reranker=self._reranker,
+                        as_of=as_of)
         timings["retrieval_s"] = round(time.perf_counter() - t, 3)
         yield hits
 
@@ -207,7 +216,7 @@ class Pipeline:
             timings["total_s"] = round(time.perf_counter() - started, 3)
             return Answer(question=question, text=answer_text, refused=refused, hits=hits, timings=timings,
                           model=self.model_name, standalone_question=standalone if history else None,
-                          note=note, **extra)
+                          note=note, as_of=as_of.isoformat(), **extra)
 
         if not self._relevant(standalone, hits):
             yield finish(NO_ANSWER, True)  # nothing relevant: the model is not called
@@ -215,7 +224,7 @@ class Pipeline:
         t = time.perf_counter()
         passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
                                   max_passages=s.context_passages)
-        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone),
+        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone, as_of),
                                           self.generator.count_tokens, self._room(s.max_answer_tokens))
         timings["context_s"] = round(time.perf_counter() - t, 3)
         if not passages:  # not one sentence fits beside the question: nothing to answer from
@@ -235,19 +244,19 @@ class Pipeline:
                                                          question=standalone)
         yield finish(answer_text, refused, sentences=sentences, citations=citations)
 
-    def _answer_messages(self, passages: Sequence[Passage], question: str) -> list[dict[str, str]]:
+    def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date) -> list[dict[str, str]]:
         return [self._system_message(),
                 {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
-                                                                 question=question)}]
+                                                                 question=question, today=format_day(as_of))}]
 
     def _room(self, answer_tokens: int) -> int:
         """Tokens of message text that fit the model's window beside its chat template and the answer."""
         return context_window(self.generator, self.settings.llm_context) - answer_tokens - TEMPLATE_MARGIN
 
-    def _fit_question(self, question: str, text: str, note: str | None) -> tuple[str, str | None]:
+    def _fit_question(self, question: str, text: str, note: str | None, as_of: Date) -> tuple[str, str | None]:
         """The question cut to its share of the prompt in tokens, with the note saying so when it is cut."""
         count = self.generator.count_tokens
-        fixed = sum(count(m["content"]) for m in self._answer_messages([], ""))
+        fixed = sum(count(m["content"]) for m in self._answer_messages([], "", as_of))
         limit = int((self._room(self.settings.max_answer_tokens) - fixed) * QUESTION_SHARE)
         if limit < 16:
             window = context_window(self.generator, self.settings.llm_context)
@@ -290,13 +299,16 @@ def _cached_pipeline(settings: Settings) -> Pipeline:
 
 
 def ask(question: str, *, history: History | None = None, settings: Settings | None = None,
-        filters: Filters | None = None) -> Answer:
-    """A cited answer from the index at settings.index_dir; models are loaded once per settings value."""
-    return _cached_pipeline(settings or Settings.from_env()).ask(question, history=history, filters=filters)
+        filters: Filters | None = None, as_of: AsOf = None) -> Answer:
+    """A cited answer from the index at settings.index_dir as of a date (default today); models are loaded once
+    per settings value."""
+    return _cached_pipeline(settings or Settings.from_env()).ask(question, history=history, filters=filters,
+                                                                 as_of=as_of)
 
 
 def search(question: str, *, settings: Settings | None = None, filters: Filters | None = None,
-           top_k: int | None = None) -> tuple[Hit, ...]:
-    """Ranked passages for a question from the index at settings.index_dir."""
-    return _cached_pipeline(settings or Settings.from_env()).retrieve(question, filters=filters, top_k=top_k)
+           top_k: int | None = None, as_of: AsOf = None) -> tuple[Hit, ...]:
+    """Ranked passages for a question from the index at settings.index_dir, as of a date (default today)."""
+    return _cached_pipeline(settings or Settings.from_env()).retrieve(question, filters=filters, top_k=top_k,
+                                                                      as_of=as_of)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chunk import split_sentences
+from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
 from .guard import defuse_markers, is_instruction
 from .retrieve import AnswerSignals
@@ -21,6 +22,7 @@ NO_ANSWER = "The indexed articles do not answer this question."
 _STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
 # asks for something ("In which year…", "By how much…"), so an answer must say something the question does not
 _WH_QUESTION = re.compile(r"\s*(?:\w+\s+)?(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
+_WHEN = re.compile(r"\s*(?:when|what (?:date|day)|on what (?:date|day)|quand|à quelle date)\b", re.I)
 QUOTE_SLACK = 0.2  # a shorter quote may score this much below the best window of its passage
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 # "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
@@ -39,6 +41,11 @@ class Passage:
     @property
     def text(self) -> str:
         return " … ".join(self.hit.chunk.text[s:e] for s, e in self.spans)
+
+    @property
+    def shown_text(self) -> str:
+        """The text with its relative dates resolved against the article's date: "on Wednesday (23 August 2023)"."""
+        return annotate_relative(self.text, iso_date(self.hit.published))
 
 
 def stem(word: str) -> str:
@@ -111,14 +118,16 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """The numbered lines the model reads; a "[7]" inside the text is shown as "(7)", so it cannot pass for a
-    passage number, and a headline that gives orders is left out."""
+    """The numbered lines the model reads: "[n] (headline's first words, publication date) text", with relative
+    dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it cannot pass
+    for a passage number, and a headline that gives orders is left out."""
     lines = []
     for p in passages:
         title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
-        meta = ", ".join(m for m in (title, p.hit.published) if m)
-        lines.append(f"[{p.number}] ({meta}) {defuse_markers(p.text)}" if meta else
-                     f"[{p.number}] {defuse_markers(p.text)}")
+        day = iso_date(p.hit.published)
+        meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
+        text = defuse_markers(p.shown_text)
+        lines.append(f"[{p.number}] ({meta}) {text}" if meta else f"[{p.number}] {text}")
     return "\n".join(lines)
 
 
@@ -163,13 +172,16 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
     spans = split_sentences(text) or [(0, len(text))]
     numbers = [w for w in words if any(ch.isdigit() for ch in w)]
     orders = [is_instruction(text[s:e]) for s, e in spans]
+    published = iso_date(hit.published)
+    # "When…?" is answered by the article's own date as much as by its text ("…touched down on Wednesday")
+    dated = set(content_words(format_day(published))) if published and _WHEN.match(question) else set()
     windows: list[tuple[float, int, int, int]] = []  # (score, sentences, start, end)
     for size in (1, 2, 3):
         for i in range(len(spans) - size + 1):
             if any(orders[i:i + size]):
                 continue
             start, end = spans[i][0], spans[i + size - 1][1]
-            have = set(content_words(text[start:end]))
+            have = set(content_words(annotate_relative(text[start:end], published))) | dated
             score = sum(w in have for w in words) / len(words) if words else 0.0
             if any(n not in have for n in numbers):
                 score *= 0.5

@@ -83,7 +83,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .api import Pipeline
 
     pipeline = Pipeline(_settings(args))
-    hits = pipeline.retrieve(args.question, filters=_filters(args), top_k=args.top_k, mode=args.mode)
+    hits = pipeline.retrieve(args.question, filters=_filters(args), top_k=args.top_k, mode=args.mode,
+                             as_of=args.as_of)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -107,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .api import Pipeline, build_index
     from .eval import load_questions, score_answers, score_retrieval
 
-    questions = load_questions(args.questions, limit=args.limit)
+    questions = load_questions(args.questions, limit=args.limit, split=args.split)
     index_dir = args.index_dir or eval_index_dir(args.corpus)
     settings = Settings.from_env(index_dir=index_dir, top_k=args.top_k)
     progress = _Progress()
@@ -118,11 +119,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.retrieval_only:
         top_k = max(10, args.top_k or 0)
-        result = score_retrieval(questions, lambda q: pipeline.retrieve(q, mode=args.mode, top_k=top_k))
+        result = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, mode=args.mode, top_k=top_k,
+                                                                         as_of=q.as_of or args.as_of))
     else:
-        result = score_answers(questions, pipeline.ask, min_support=settings.min_support, progress=_stderr)
+        result = score_answers(questions, lambda q: pipeline.ask(q.question, as_of=q.as_of or args.as_of),
+                               min_support=settings.min_support, progress=_stderr)
     result.summary["seconds"] = round(time.perf_counter() - started, 1)
     result.summary["mode"] = args.mode if args.retrieval_only else "answer"
+    result.summary["split"] = args.split or "all"
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
@@ -144,7 +148,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer: Answer | None = None
     live = sys.stdout.isatty() and not args.json  # a pipe or a file gets the checked answer only, once
     written = ""
-    for event in pipeline.stream(args.question, filters=_filters(args)):
+    for event in pipeline.stream(args.question, filters=_filters(args), as_of=args.as_of):
         if isinstance(event, Answer):
             answer = event
         elif isinstance(event, str) and live:
@@ -245,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid", help="with --retrieval-only")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--split", choices=("dev", "test"), default=None,
+                   help="only the dev or the test half (fixed by a hash of each question id)")
+    p.add_argument("--as-of", help="YYYY-MM-DD for rows without an as_of field (default today)")
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("config", help="print the settings in effect"))
@@ -253,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as-of", help="the day the question is asked on, YYYY-MM-DD (default today): nothing "
+                   "published later is used, and 'this week' means the week before it")
     p.add_argument("--article-id", action="append", help="only this article (repeatable)")
     p.add_argument("--title", action="append", help="only articles whose title contains this (repeatable)")
     p.add_argument("--date-from", help="only articles published on or after YYYY-MM-DD")

@@ -81,6 +81,10 @@ class Settings:
     lexical_score_weight: float = 0.2  # rescoring: weight of its BM25 score over the best BM25 in the pool
     number_weight: float = 0.05  # bonus for passages holding the question's numbers (years, quarters)
     answer_type_weight: float = 0.3  # bonus for passages holding the kind of answer asked for (date, amount, name)
+    recency_weight: float = 0.3  # rescoring bonus for a present-tense question ("this week", "recently") ×
+    # 0.5 ** (age in days / recency_half_life_days) of the article on the as-of date
+    recency_half_life_days: float = 7.0
+    recency_prior: float = 0.0  # the same bonus for every other question
     per_article_cap: int = 2  # at most this many passages from one article
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
     ann_threshold: int = 100_000  # chunks above which vectors go into an IVF index (flat: 15 ms at 100k, 154 ms at 1M)
@@ -118,10 +122,12 @@ class Settings:
                 f"setting chunk_overlap_tokens={self.chunk_overlap_tokens} must be at least 0 and below "
                 f"chunk_tokens={self.chunk_tokens}"
             )
+        if not self.recency_half_life_days > 0:
+            raise ConfigError(f"setting recency_half_life_days={self.recency_half_life_days} must be above 0")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"setting mmr_lambda={self.mmr_lambda} must be between 0 and 1")
         for name in ("dense_weight", "lexical_weight", "min_support", "number_weight", "answer_type_weight",
-                     "dense_score_weight", "lexical_score_weight"):
+                     "dense_score_weight", "lexical_score_weight", "recency_weight", "recency_prior"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name}={getattr(self, name)} must not be negative")
 

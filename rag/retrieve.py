@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import Settings
+from .dates import Date, age_days, parse_as_of, wants_recent
 from .embed import Embedder
 from .errors import MissingDependencyError, ModelNotFoundError, QueryError
 from .store import Store
@@ -170,23 +172,48 @@ def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_art
     return chosen + capped[: top_k - len(chosen)]
 
 
+FUTURE_OVERFETCH = 2_000  # chunks from after the as-of date fetched past and dropped, above that filtered
+
+
+def recency(published: str | None, as_of: Date, half_life_days: float) -> float:
+    """1 for an article of the as-of day, halving every half_life_days before it; 0 without a date."""
+    age = age_days(published, as_of)
+    return 0.0 if age is None or age < 0 else math.pow(0.5, age / half_life_days)
+
+
 def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings, *,
              filters: Filters | None = None, reranker: Reranker | None = None, mode: str = "hybrid",
-             top_k: int | None = None) -> tuple[Hit, ...]:
-    """The top_k passages for question, best first; mode is "hybrid", "dense" or "lexical"."""
+             top_k: int | None = None, as_of: Date | str | None = None) -> tuple[Hit, ...]:
+    """The top_k passages for question as of a date (default today), best first.
+
+    Nothing published after as_of is returned (articles without a date stay in); a question about the
+    present ("this week", "recently") prefers articles published shortly before as_of. mode is "hybrid",
+    "dense" or "lexical"."""
     if mode not in ("hybrid", "dense", "lexical"):
         raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
     top_k = top_k or settings.top_k
+    day = parse_as_of(as_of)
     text, _note = prepare_question(question, settings.max_question_chars)
     allowed = (store.allowed_rowids(article_ids=filters.article_ids, titles=filters.titles,
                                     date_from=filters.date_from, date_to=filters.date_to) if filters else None)
+    # Articles from after the as-of date did not exist yet. There are usually few (none when as_of is today),
+    # so each side fetches that many more candidates and drops them.
+    future = store.future_rowids(day.isoformat())
+    if len(future) > FUTURE_OVERFETCH:  # too many to fetch past: search only what existed on the as-of day
+        allowed = [r for r in (allowed if allowed is not None else store.all_rowids()) if r not in future]
+        future = frozenset()
+    extra = len(future)
     # BM25 runs on another core while the embedder reads the question (SQLite and torch both release the GIL):
     # at 1M chunks ~10 ms of FTS5 then hides behind ~10-14 ms of MiniLM (bench_retrieval.py --scale).
-    bm25 = (_side_thread().submit(store.search_lexical, text, settings.lexical_candidates, allowed,
+    bm25 = (_side_thread().submit(store.search_lexical, text, settings.lexical_candidates + extra, allowed,
                                   settings.lexical_postings_budget) if mode != "dense" else None)
     query_vec = embedder.embed_query(text) if mode != "lexical" else None
-    dense = store.search_dense(query_vec, settings.dense_candidates, allowed) if query_vec is not None else []
+    dense = (store.search_dense(query_vec, settings.dense_candidates + extra, allowed)
+             if query_vec is not None else [])
     lexical = bm25.result() if bm25 is not None else []
+    if future:
+        dense = [d for d in dense if d[0] not in future][: settings.dense_candidates]
+        lexical = [d for d in lexical if d[0] not in future][: settings.lexical_candidates]
     fused = fuse([[r for r, _ in dense], [r for r, _ in lexical]],
                  [settings.dense_weight, settings.lexical_weight], settings.rrf_k)
     order = sorted(fused, key=lambda r: -fused[r])
@@ -201,11 +228,13 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     # small bonuses for matching the question's numbers and for holding an answer of the asked-for kind.
     # On rgb_en this took hits@5 / MRR@10 from 0.84 / 0.63 (plain RRF) to 0.91 / 0.74; see README, Retrieval.
     signals = AnswerSignals(text)
+    recent_weight = settings.recency_weight if wants_recent(text, day) else settings.recency_prior
     scores = {r: settings.rrf_k / (settings.rrf_k + i)
               + settings.dense_score_weight * dense_of.get(r, 0.0)
               + settings.lexical_score_weight * lexical_of.get(r, 0.0) / top_bm25
               + settings.number_weight * signals.number_match(records[r].chunk.text)
               + settings.answer_type_weight * signals.answer_prior(records[r].chunk.text)
+              + recent_weight * recency(records[r].published, day, settings.recency_half_life_days)
               for i, r in enumerate(pool, 1)}
     pool = sorted(pool, key=lambda r: -scores[r])
     if reranker is not None and pool:

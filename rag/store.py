@@ -186,6 +186,17 @@ class Store:
             "SELECT id, title, published, source FROM articles ORDER BY published IS NULL, published, title"))
 
     @guarded
+    def future_rowids(self, as_of: str) -> frozenset[int]:
+        """Chunk rowids of articles published after as_of ("YYYY-MM-DD"); undated articles are never in it."""
+        return frozenset(r[0] for r in self.db.execute(
+            "SELECT c.rowid FROM articles a JOIN chunks c ON c.article_id = a.id WHERE substr(a.published, 1, 10) > ?",
+            (as_of,)))
+
+    @guarded
+    def all_rowids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT rowid FROM chunks")]
+
+    @guarded
     def allowed_rowids(self, *, article_ids: Sequence[str] = (), titles: Sequence[str] = (),
                        date_from: str | None = None, date_to: str | None = None) -> list[int] | None:
         """Chunk rowids that pass the filters, or None when there is no filter."""

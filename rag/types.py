@@ -92,6 +92,7 @@ class Answer:
     model: str = ""
     standalone_question: str | None = None  # the rewritten question, for follow-ups
     note: str | None = None  # e.g. that an over-long question was truncated
+    as_of: str | None = None  # "YYYY-MM-DD": the day the question was asked on; nothing published later was used
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON that evaluation scripts read; see README "Answer JSON"."""
@@ -100,6 +101,7 @@ class Answer:
             "question": self.question,
             "standalone_question": self.standalone_question,
             "note": self.note,
+            "as_of": self.as_of,
             "text": self.text,
             "refused": self.refused,
             "citations": [asdict(c) for c in self.citations],

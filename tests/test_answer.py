@@ -284,7 +284,7 @@ def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> 
     shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
     assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
     best = sorted(every, key=lambda p: -p.score)[:len(shown)]
-    assert [text for _, text in shown] == [p.text for p in every if p in best]  # the best, in their order
+    assert [text for _, text in shown] == [p.shown_text for p in every if p in best]  # the best, in their order
     assert gen.grammars[0] == answer_grammar(len(shown), NO_ANSWER) and not answer.refused
 
 

@@ -59,7 +59,7 @@ def test_scores_answers_refusals_citations(articles_dir: Path, settings: Setting
                              "The capital of Mars is Olympus [1]."])
     pipeline = Pipeline(settings.replace(min_dense_score=0.0), embedder=HashEmbedder(), generator=gen)
     questions = load_questions(_qa(tmp_path))
-    result = score_answers(questions, pipeline.ask)
+    result = score_answers(questions, lambda q: pipeline.ask(q.question, as_of=q.as_of))
     s = result.summary
     assert s["questions"] == 3 and s["answerable"] == 2 and s["unanswerable"] == 1
     assert s["answer_accuracy"] == 0.5 and s["false_refusal_rate"] == 0.5
@@ -69,7 +69,7 @@ def test_scores_answers_refusals_citations(articles_dir: Path, settings: Setting
     assert s["ttft_p50_s"] is not None and s["total_p50_s"] >= s["ttft_p50_s"]
     assert [r["id"] for r in result.rows] == ["q1", "q2", "q3"] and result.rows[0]["citations"]
     assert {"hits@1", "hits@5", "hits@10", "mrr@10", "uncited_sentence_rate"} <= set(s)
-    retrieval = score_retrieval(questions, lambda q: pipeline.retrieve(q, top_k=10))
+    retrieval = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, top_k=10))
     assert "answer_accuracy" not in retrieval.summary and 0 <= retrieval.summary["mrr@10"] <= 1
     assert "hits@5" in retrieval.table()
 
@@ -80,7 +80,7 @@ def test_seed_set_meets_the_quality_floor(tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "index")
     build_index(ROOT / THRESHOLDS["corpus"], settings=settings)
     pipeline = Pipeline(settings)
-    result = score_answers(load_questions(ROOT / THRESHOLDS["question_set"]), pipeline.ask)
+    result = score_answers(load_questions(ROOT / THRESHOLDS["question_set"]), lambda q: pipeline.ask(q.question))
     s = result.summary
     print(json.dumps(s, indent=1))
     wrong = [(r["id"], r["answer"]) for r in result.rows if not r["correct"]]

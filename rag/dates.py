@@ -1,0 +1,143 @@
+"""Dates: the as-of date of a question, what time a question asks about, and relative dates in articles.
+
+News text says "on Wednesday", "yesterday", "last week"; a question says "this week" or "recently". Both mean
+something only against a date: the article's publication date for the first, the as-of date for the second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .errors import QueryError
+
+Date = dt.date
+
+# ---------------------------------------------------------------- as-of
+
+
+def parse_as_of(value: str | Date | None) -> Date:
+    """The as-of date: a date, "YYYY-MM-DD", or None for today."""
+    if value is None or value == "":
+        return dt.date.today()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise QueryError(f"as-of date {value!r} is not a date like 2024-05-31; give YYYY-MM-DD") from None
+
+
+def iso_date(value: str | None) -> Date | None:
+    """An article's "YYYY-MM-DD" (or longer ISO) date, or None when it has none or it is malformed."""
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- what time a question asks about
+
+# Words that put a question in the present (relative to the as-of date), in the sample corpus's languages.
+# A general rule about time words: none of them names a topic.
+_PRESENT = re.compile(
+    r"\b(?:this (?:week|month|weekend|year|morning|season)|these days|recent(?:ly)?|lately|now|nowadays|"
+    r"currently|current|latest|newest|so far|to date|today|tonight|yesterday|last (?:week|weekend|night)|"
+    r"past (?:week|few days|days)|ongoing|upcoming|just (?:been|announced|named|won))\b"
+    r"|\b(?:cette (?:semaine|année)|ce mois|récemment|dernièrement|actuel(?:le)?(?:ment)?|maintenant|"
+    r"en ce moment|jusqu'à présent|aujourd'hui|hier|la semaine dernière|derni(?:er|ère)s?)\b"
+    r"|本周|这周|这个星期|最近|近日|近期|目前|现在|当前|如今|最新|迄今|至今|今天|昨天|上周|今年",
+    re.I)
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+_MONTH_NAMES = ("january february march april may june july august september october november december "
+                "janvier février mars avril mai juin juillet août septembre octobre novembre décembre").split()
+_EXPLICIT_DAY = re.compile(
+    r"\b(?:" + "|".join(_MONTH_NAMES) + r")\s+\d{1,2}\b|\b\d{1,2}(?:er)?\s+(?:" + "|".join(_MONTH_NAMES) + r")\b"
+    r"|\d{4}-\d\d-\d\d|\d{1,2}月\d{1,2}日", re.I)
+
+
+def asks_about_present(question: str) -> bool:
+    """Does the question ask about the time around its as-of date ("this week", "recently", "now")?"""
+    return bool(_PRESENT.search(question))
+
+
+def names_past_time(question: str, as_of: Date) -> bool:
+    """Does the question pin itself to an explicit date or a year before the as-of year ("in 2019")?"""
+    if _EXPLICIT_DAY.search(question):
+        return True
+    return any(int(y) < as_of.year for y in _YEAR.findall(question))
+
+
+def wants_recent(question: str, as_of: Date) -> bool:
+    """Recency helps this question: it speaks of the present and names no past date of its own."""
+    return asks_about_present(question) and not names_past_time(question, as_of)
+
+
+# ---------------------------------------------------------------- relative dates in article text
+
+_WEEKDAYS = {name: i for i, name in enumerate("monday tuesday wednesday thursday friday saturday sunday".split())}
+_WEEKDAYS.update({name: i for i, name in enumerate("lundi mardi mercredi jeudi vendredi samedi dimanche".split())})
+_WEEKDAY_RE = "|".join(_WEEKDAYS)
+_RELATIVE = re.compile(
+    rf"\b(?P<on>(?:on|last|this|ce|le|dernier)\s+)?(?P<weekday>{_WEEKDAY_RE})(?P<after>\s+(?:dernier|soir|matin))?\b"
+    r"|\b(?P<yesterday>yesterday|hier)\b|\b(?P<today>today|aujourd'hui)\b"
+    r"|\b(?P<lastweek>last week|la semaine dernière)\b|\b(?P<earlier>earlier this month|plus tôt ce mois-ci)\b"
+    r"|(?P<zh_yesterday>昨天|昨日)|(?P<zh_today>今天|今日)|(?P<zh_weekday>(?:周|星期)[一二三四五六日天])",
+    re.I)
+_ZH_WEEKDAYS = {ch: i for i, ch in enumerate("一二三四五六日")} | {"天": 6}
+
+
+def resolve_relative(text: str, published: Date) -> list[tuple[int, int, str]]:
+    """(start, end, resolved) for each relative date in text, against the article's publication date.
+
+    "on Wednesday" in an article of Thursday 24 August 2023 is the Wednesday before it: "23 August 2023". A
+    weekday is the latest such day on or before publication (news reports the past); "last week" and
+    "earlier this month" resolve to a span, given as the week or the month.
+    """
+    found: list[tuple[int, int, str]] = []
+    for m in _RELATIVE.finditer(text):
+        day: Date | None = None
+        label = ""
+        if m.group("weekday") or m.group("zh_weekday"):
+            target = (_WEEKDAYS[m.group("weekday").lower()] if m.group("weekday")
+                      else _ZH_WEEKDAYS[m.group("zh_weekday")[-1]])
+            day = published - dt.timedelta(days=(published.weekday() - target) % 7)
+        elif m.group("yesterday") or m.group("zh_yesterday"):
+            day = published - dt.timedelta(days=1)
+        elif m.group("today") or m.group("zh_today"):
+            day = published
+        elif m.group("lastweek"):
+            monday = published - dt.timedelta(days=published.weekday() + 7)
+            label = f"the week of {format_day(monday)}"
+        elif m.group("earlier"):
+            label = published.strftime("%B %Y")
+        if day is not None:
+            label = format_day(day)
+        found.append((m.start(), m.end(), label))
+    return found
+
+
+def format_day(day: Date) -> str:
+    """"23 August 2023": unambiguous in any locale, and how news text writes dates."""
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def annotate_relative(text: str, published: Date | None) -> str:
+    """text with each relative date followed by what it resolves to: "on Wednesday (23 August 2023)"."""
+    if published is None:
+        return text
+    out, last = [], 0
+    for _start, end, label in resolve_relative(text, published):
+        out.append(text[last:end] + f" ({label})")
+        last = end
+    return "".join(out) + text[last:]
+
+
+def age_days(published: str | None, as_of: Date) -> int | None:
+    """Days from publication to the as-of date (None when the article has no date)."""
+    day = iso_date(published)
+    return None if day is None else (as_of - day).days

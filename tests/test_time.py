@@ -1,0 +1,182 @@
+"""Time as an input: the as-of date, no future articles, recency for present-tense questions, resolved dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from rag import Pipeline, QueryError, Settings, build_index
+from rag.cite import Passage, best_support, format_passages
+from rag.dates import (
+    annotate_relative,
+    asks_about_present,
+    names_past_time,
+    parse_as_of,
+    resolve_relative,
+    wants_recent,
+)
+from rag.types import Chunk, Hit
+
+from .conftest import scripted_pipeline
+from .fakes import HashEmbedder
+
+D = dt.date
+
+
+def test_as_of_parsing() -> None:
+    assert parse_as_of("2024-03-05") == D(2024, 3, 5)
+    assert parse_as_of(None) == dt.date.today()
+    assert parse_as_of(D(2020, 1, 2)) == D(2020, 1, 2)
+    with pytest.raises(QueryError, match="YYYY-MM-DD"):
+        parse_as_of("next tuesday")
+
+
+@pytest.mark.parametrize("question", [
+    "Which team won the regional cup this week?", "Who is the current mayor of the port town?",
+    "What did the lighthouse keepers announce recently?", "What is the latest figure for ferry passengers?",
+    "Qui a remporté la course cette semaine ?", "Quel est le prix actuel du pain ?", "本周哪家公司发布了新手机？",
+    "目前港口的货运量是多少？",
+])
+def test_present_tense_questions_are_recognised(question: str) -> None:
+    assert asks_about_present(question)
+    assert wants_recent(question, D(2024, 6, 1))
+
+
+@pytest.mark.parametrize("question", [
+    "Which team won the regional cup in 2019?", "Who opened the bridge on 4 March?",
+    "What did the council decide about the harbour?", "Qui a construit le phare ?",
+])
+def test_other_questions_are_not_pushed_to_recent_articles(question: str) -> None:
+    assert not wants_recent(question, D(2024, 6, 1))
+
+
+def test_a_named_past_year_outweighs_a_time_word() -> None:
+    question = "Who was the current champion of the regional cup in 2019?"
+    assert asks_about_present(question) and names_past_time(question, D(2024, 6, 1))
+    assert not wants_recent(question, D(2024, 6, 1))
+    assert not names_past_time("Who won the 2024 cup this week?", D(2024, 6, 1))  # this year is not the past
+
+
+def test_relative_dates_resolve_against_the_article_date_english() -> None:
+    thursday = D(2023, 8, 24)
+    text = "The probe touched down on Wednesday. Officials said yesterday that it works, as it did last week."
+    labels = [label for _, _, label in resolve_relative(text, thursday)]
+    assert labels == ["23 August 2023", "23 August 2023", "the week of 14 August 2023"]
+    assert "on Wednesday (23 August 2023)" in annotate_relative(text, thursday)
+    # a weekday named on its own publication day is that day
+    assert resolve_relative("It landed on Thursday.", thursday)[0][2] == "24 August 2023"
+    assert annotate_relative(text, None) == text
+
+
+def test_relative_dates_resolve_against_the_article_date_french_and_chinese() -> None:
+    sunday = D(2024, 12, 8)
+    fr = "La cathédrale a rouvert samedi soir ; hier, les fidèles étaient nombreux."
+    assert [label for _, _, label in resolve_relative(fr, sunday)] == ["7 December 2024", "7 December 2024"]
+    zh = "探测器昨天返回地球。"
+    assert resolve_relative(zh, D(2024, 6, 26))[0][2] == "25 June 2024"
+
+
+def _dated_corpus(folder: Path) -> Path:
+    """Four reports on the same festival over time, and one undated."""
+    folder.mkdir()
+    reports = {
+        "a_old.txt": ("Harbour festival draws crowds", "2021-07-01",
+                      "The harbour festival drew crowds to the waterfront with music and boats."),
+        "b_month.txt": ("Harbour festival draws crowds again", "2024-05-02",
+                        "The harbour festival drew crowds to the waterfront with music and kites."),
+        "c_week.txt": ("Harbour festival draws crowds once more", "2024-05-29",
+                       "The harbour festival drew crowds to the waterfront with music and lanterns."),
+        "d_future.txt": ("Harbour festival draws record crowds", "2024-06-20",
+                         "The harbour festival drew record crowds to the waterfront with music and fireworks."),
+    }
+    for name, (title, date, body) in reports.items():
+        (folder / name).write_text(f"{title}\nPublished: {date}\n\n{body}\n", encoding="utf-8")
+    (folder / "e_undated.txt").write_text("Harbour festival volunteers\n\nVolunteers at the harbour festival "
+                                          "cleaned the waterfront after the music.\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def dated(tmp_path: Path, settings: Settings) -> Settings:
+    build_index(_dated_corpus(tmp_path / "dated"), settings=settings, embedder=HashEmbedder())
+    return settings
+
+
+def _sources(pipeline: Pipeline, question: str, as_of: str) -> list[str]:
+    return [Path(h.source).name for h in pipeline.retrieve(question, as_of=as_of, top_k=5)]
+
+
+def test_articles_published_after_the_as_of_date_are_not_retrieved(dated: Settings) -> None:
+    pipeline = Pipeline(dated, embedder=HashEmbedder())
+    before = _sources(pipeline, "harbour festival crowds waterfront music", "2024-06-01")
+    assert "d_future.txt" not in before and "e_undated.txt" in before  # undated articles stay in
+    after = _sources(pipeline, "harbour festival crowds waterfront music", "2024-07-01")
+    assert "d_future.txt" in after
+
+
+def test_a_present_tense_question_prefers_the_latest_articles(dated: Settings) -> None:
+    pipeline = Pipeline(dated.replace(per_article_cap=1), embedder=HashEmbedder())
+    recent = _sources(pipeline, "What drew crowds to the harbour festival this week?", "2024-06-01")
+    assert recent[0] == "c_week.txt"
+    assert recent.index("b_month.txt") < recent.index("a_old.txt")
+    # the same words with a past year named: no push towards the as-of date
+    plain = Pipeline(dated.replace(per_article_cap=1, recency_weight=0.0), embedder=HashEmbedder())
+    named = "What drew crowds to the harbour festival this week in 2021?"
+    assert _sources(pipeline, named, "2024-06-01") == _sources(plain, named, "2024-06-01")
+
+
+def test_the_answer_records_its_as_of_date_and_the_model_sees_dates(dated: Settings) -> None:
+    pipeline, gen = scripted_pipeline(dated.replace(min_dense_score=0.0),
+                                      "Lanterns lit the waterfront at the harbour festival [1].")
+    answer = pipeline.ask("What lit the harbour festival this week?", as_of="2024-06-01")
+    assert answer.as_of == "2024-06-01" and answer.to_dict()["as_of"] == "2024-06-01"
+    prompt = gen.last_user_message
+    assert "1 June 2024" in prompt  # the day the question is asked on
+    assert "29 May 2024" in prompt  # each passage carries its article's date
+    assert "20 June 2024" not in prompt and "fireworks" not in prompt
+    with pytest.raises(QueryError):
+        pipeline.ask("What lit the harbour festival?", as_of="2024-13-45")
+
+
+def _hit(text: str, published: str | None) -> Hit:
+    return Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Probe lands near the pole",
+               source="a.txt", published=published)
+
+
+def test_the_article_date_supports_a_when_answer() -> None:
+    hit = _hit("The probe touched down on Wednesday, the agency said.", "2023-08-24")
+    claim = "The probe touched down on 23 August 2023 [1]."
+    assert best_support(claim, hit, "When did the probe touch down?")[0] >= 0.99
+    # without the article's date the same claim has nothing to stand on
+    assert best_support(claim, _hit(hit.chunk.text, None), "When did the probe touch down?")[0] < 0.5
+    shown = format_passages([Passage(1, hit, ((0, len(hit.chunk.text)),))])
+    assert "24 August 2023" in shown and "on Wednesday (23 August 2023)" in shown
+
+
+def test_cli_rejects_a_bad_as_of_date(indexed: Settings) -> None:
+    from rag.cli import main
+
+    assert main(["search", "harvest", "--index-dir", str(indexed.index_dir), "--as-of", "soon"]) == 1
+
+
+def test_eval_rows_carry_as_of_and_gold_docs(tmp_path: Path, dated: Settings) -> None:
+    from rag.eval import load_questions, score_retrieval, split_of
+
+    rows = [{"id": f"t{i}", "question": "What drew crowds to the harbour festival this week?",
+             "answers": ["lanterns"], "as_of": "2024-06-01", "gold_docs": ["c_week.txt"],
+             "evidence": [{"doc": "c_week.txt", "quote": ""}]} for i in range(6)]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    questions = load_questions(path)
+    assert questions[0].as_of == "2024-06-01" and questions[0].gold_docs == ("c_week.txt",)
+    halves = {split_of(q.id) for q in questions}
+    assert halves <= {"dev", "test"}
+    assert len(load_questions(path, split="dev")) + len(load_questions(path, split="test")) == 6
+    pipeline = Pipeline(dated, embedder=HashEmbedder())
+    result = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, as_of=q.as_of, top_k=10))
+    s = result.summary
+    assert s["doc_hits@1"] == 1.0 and s["doc_mrr@10"] == 1.0
+    assert s["scored_for_retrieval"] == 0  # an empty quote never counts as support
