@@ -12,8 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
+from .answer import answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
-from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
+from .cite import NO_ANSWER, Passage, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
@@ -23,7 +24,6 @@ from .generate import (
     LlamaCppGenerator,
     OpenAICompatibleGenerator,
     Prompts,
-    answer_grammar,
     line_grammar,
 )
 from .indexing import IndexReport, Log, run_index
@@ -138,7 +138,8 @@ class Pipeline:
                 generator.generate([self._system_message(), {"role": "user", "content": "Reply OK."}], max_tokens=1)
 
     def _system_message(self) -> dict[str, str]:
-        return {"role": "system", "content": self.prompts.render("system.txt", no_answer=NO_ANSWER)}
+        name = "find.txt" if self.settings.answer_mode == "find" else "system.txt"
+        return {"role": "system", "content": self.prompts.render(name, no_answer=NO_ANSWER)}
 
     def retrieve(self, question: str, *, filters: Filters | None = None, top_k: int | None = None,
                  mode: str = "hybrid", as_of: AsOf = None) -> tuple[Hit, ...]:
@@ -231,18 +232,19 @@ class Pipeline:
             yield finish(NO_ANSWER, True)
             return
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
-        pieces: list[str] = []
         t = time.perf_counter()
-        for piece in self.generator.stream(messages, max_tokens=s.max_answer_tokens,
-                                           grammar=answer_grammar(len(passages), NO_ANSWER)):
-            if not pieces:
-                timings["ttft_s"] = round(time.perf_counter() - started, 3)
-            pieces.append(piece)
-            yield piece
+        if s.answer_mode == "find":
+            steps = answer_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
+                                 max_tokens=s.max_answer_tokens, min_support=s.min_support)
+        else:
+            steps = direct_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
+                                 max_tokens=s.max_answer_tokens, min_support=s.min_support)
+        outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
+            "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support,
-                                                         question=standalone)
-        yield finish(answer_text, refused, sentences=sentences, citations=citations)
+        if outcome.rejected:
+            timings["retries"] = len(outcome.rejected)
+        yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations)
 
     def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date) -> list[dict[str, str]]:
         return [self._system_message(),

@@ -97,6 +97,7 @@ class Settings:
     # 6 with headlines among the sentences (later): 0.90 / 0.67
     context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
+    answer_mode: str = "find"  # "find": passage number and answer words first, checked, one retry; "direct"
     min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
 
     def __post_init__(self) -> None:
@@ -124,6 +125,8 @@ class Settings:
             )
         if not self.recency_half_life_days > 0:
             raise ConfigError(f"setting recency_half_life_days={self.recency_half_life_days} must be above 0")
+        if self.answer_mode not in ("find", "direct"):
+            raise ConfigError(f"setting answer_mode={self.answer_mode!r} must be 'find' or 'direct'")
         if not 0.0 <= self.mmr_lambda <= 1.0:
             raise ConfigError(f"setting mmr_lambda={self.mmr_lambda} must be between 0 and 1")
         for name in ("dense_weight", "lexical_weight", "min_support", "number_weight", "answer_type_weight",

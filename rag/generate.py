@@ -19,6 +19,7 @@ Message = dict[str, str]
 # Every prompt file, and the placeholders the code fills in; checked when a Pipeline starts.
 PROMPT_FIELDS: dict[str, frozenset[str]] = {
     "system.txt": frozenset({"no_answer"}),
+    "find.txt": frozenset({"no_answer"}),
     "answer.txt": frozenset({"passages", "question", "today"}),
     "rewrite.txt": frozenset({"history", "question"}),
 }

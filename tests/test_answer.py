@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
+from rag.answer import find_grammar
 from rag.budget import cut_to_tokens, fit_passages
 from rag.cite import Passage, cite, select_context, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
 from rag.errors import ConfigError, GenerationError, PromptError, QueryError
-from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar
+from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
@@ -51,7 +52,7 @@ def test_cited_answer_points_into_the_article(indexed: Settings) -> None:
         assert article is not None and article.text[c.start:c.end] == c.quote
         assert "Grindavik" in c.quote and c.support >= indexed.min_support
     assert answer.sentences[0].supported and answer.sentences[0].markers == (1,)
-    assert gen.grammars[0] == answer_grammar(len(_shown_numbers(gen)), NO_ANSWER)
+    assert gen.grammars[0] == find_grammar(len(_shown_numbers(gen)), NO_ANSWER)
     system = gen.calls[0][0]["content"]
     assert NO_ANSWER in system  # code and prompt share the one sentence
 
@@ -265,9 +266,9 @@ def _prompt_tokens(gen: ScriptedGenerator, call: int = -1) -> int:
 
 
 def test_a_question_too_long_for_the_window_is_cut_with_a_note(indexed: Settings) -> None:
-    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=800)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(LONG_DIGITS)
-    assert gen.calls and _prompt_tokens(gen) + indexed.max_answer_tokens <= 700  # the fake raises beyond its window
+    assert gen.calls and _prompt_tokens(gen) + indexed.max_answer_tokens <= 800  # the fake raises beyond its window
     assert answer.note and "only the first" in answer.note and f"{len(LONG_DIGITS.strip()):,} characters" in answer.note
     assert not answer.refused and "42" in answer.text  # the question's start still found the museum article
     question = re.search(r"Question: (.*)$", gen.last_user_message, flags=re.S)
@@ -279,13 +280,13 @@ def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> 
     pipeline, _ = scripted_pipeline(indexed)
     every = select_context(question, pipeline.retrieve(question), HashEmbedder(),
                            max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
-    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=560)
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=660)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(question)
     shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
     assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
     best = sorted(every, key=lambda p: -p.score)[:len(shown)]
     assert [text for _, text in shown] == [p.shown_text for p in every if p in best]  # the best, in their order
-    assert gen.grammars[0] == answer_grammar(len(shown), NO_ANSWER) and not answer.refused
+    assert gen.grammars[0] == find_grammar(len(shown), NO_ANSWER) and not answer.refused
 
 
 def test_fit_passages_drops_the_weakest_and_numbers_the_rest_again() -> None:
@@ -312,11 +313,11 @@ def test_the_follow_up_rewrite_prompt_is_bounded(indexed: Settings) -> None:
     history = [(f"Question {i} about the museum?", f"Answer {i}: " + "the coins were old " * 300 + f"end of {i}.")
                for i in range(3)]
     gen = ScriptedGenerator(["How many gold coins did the thieves steal from the history museum?",
-                             "Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+                             "Thieves stole 42 Roman gold coins [1]."], n_ctx=800)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask("and how many?", history=history)
     rewrite = gen.calls[0][0]["content"]
     assert "end of 2." in rewrite and "end of 0." not in rewrite  # the latest turn's end is what a follow-up needs
-    assert _prompt_tokens(gen, 0) + 60 <= 700 and not answer.refused
+    assert _prompt_tokens(gen, 0) + 60 <= 800 and not answer.refused
 
 
 def test_a_window_too_small_for_any_question_is_a_config_error(indexed: Settings) -> None:
