@@ -37,7 +37,8 @@ from .types import Answer, Hit
 StreamEvent = Union[tuple[Hit, ...], str, Answer]
 AsOf = Union[Date, str, None]  # the day a question is asked on; None = today
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
-REWRITE_TOKENS = 60  # the rewritten follow-up question is one short line
+REWRITE_TOKENS = 60
+FIND_TOKENS = 60  # "Source: [n]" and the answer's words  # the rewritten follow-up question is one short line
 
 
 class _Failed:
@@ -235,7 +236,7 @@ class Pipeline:
         t = time.perf_counter()
         if s.answer_mode == "find":
             steps = answer_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
-                                 max_tokens=s.max_answer_tokens, min_support=s.min_support)
+                                 max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support)
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
                                  max_tokens=s.max_answer_tokens, min_support=s.min_support)
