@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -37,8 +38,9 @@ from .types import Answer, Hit
 StreamEvent = Union[tuple[Hit, ...], str, Answer]
 AsOf = Union[Date, str, None]  # the day a question is asked on; None = today
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
-REWRITE_TOKENS = 60
-FIND_TOKENS = 60  # "Source: [n]" and the answer's words  # the rewritten follow-up question is one short line
+REWRITE_TOKENS = 60  # the rewritten follow-up question is one short line
+FIND_TOKENS = 60  # "Source: [n]" and the answer's words
+_MARKERS = re.compile(r"\s*\[\d{1,3}\]")
 
 
 class _Failed:
@@ -284,7 +286,8 @@ class Pipeline:
     def _standalone(self, question: str, history: History) -> str:
         """The follow-up rewritten as a question that stands alone, using the last turns."""
         fixed = self.generator.count_tokens(self.prompts.render("rewrite.txt", history="", question=question))
-        turns = fit_turns([f"User: {q}\nAssistant: {a}" for q, a in list(history)[-3:]],
+        # the reader saw "[2]"; the rewriter would copy it into the question
+        turns = fit_turns([f"User: {q}\nAssistant: {_MARKERS.sub('', a)}" for q, a in list(history)[-3:]],
                           self._room(REWRITE_TOKENS) - fixed, self.generator.count_tokens)
         messages = [{"role": "user", "content": self.prompts.render("rewrite.txt", history=turns, question=question)}]
         rewritten = self.generator.generate(messages, max_tokens=REWRITE_TOKENS, grammar=line_grammar()).strip()

@@ -151,8 +151,9 @@ def test_errors_reach_the_reader_of_the_stream(indexed: Settings) -> None:
 def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
     pipeline, gen = scripted_pipeline(indexed, "How many gold coins did the thieves steal from the history museum?",
                               "They stole 42 Roman gold coins [1].")
-    answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum.")])
+    answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum [2].")])
     assert "Was a museum robbed?" in gen.calls[0][0]["content"]  # the rewrite saw the conversation
+    assert "[2]" not in gen.calls[0][0]["content"]  # but not the markers the reader saw
     assert answer.standalone_question == "How many gold coins did the thieves steal from the history museum?"
     assert "museum" in answer.hits[0].title.lower()
     assert "Question: How many gold coins" in gen.last_user_message
