@@ -232,19 +232,19 @@ def test_a_date_only_line_is_not_shown_to_the_model() -> None:
 
 
 def test_an_answer_that_only_repeats_the_question_is_not_supported() -> None:
-    text = "The James Webb Space Telescope was carried into space by an Ariane 5 rocket from Kourou."
+    text = "The Halden Deep Field Observatory was carried into orbit by a Vega C rocket from Kourou."
     hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Webb")
     passages = [Passage(1, hit, ((0, len(text)),))]
-    question = "What rocket carried the James Webb Space Telescope into space?"
-    text_, sentences, _, refused = cite("The rocket carried the James Webb Space Telescope into space [1].",
+    question = "What rocket carried the Halden Deep Field Observatory into orbit?"
+    text_, sentences, _, refused = cite("The rocket carried the Halden Deep Field Observatory into orbit [1].",
                                         passages, question=question)
     assert refused and text_ == NO_ANSWER and not sentences[0].supported
-    _, _, citations, refused = cite("An Ariane 5 rocket carried the James Webb Space Telescope into space [1].",
+    _, _, citations, refused = cite("A Vega C rocket carried the Halden Deep Field Observatory into orbit [1].",
                                     passages, question=question)
     assert not refused and citations[0].quote == text
     # a yes/no question may be answered in its own words
-    _, _, _, refused = cite("The James Webb Space Telescope was carried into space by a rocket [1].", passages,
-                            question="Was the James Webb Space Telescope carried into space by a rocket?")
+    _, _, _, refused = cite("The Halden Deep Field Observatory was carried into orbit by a rocket [1].", passages,
+                            question="Was the Halden Deep Field Observatory carried into orbit by a rocket?")
     assert not refused
 
 

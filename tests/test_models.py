@@ -72,7 +72,7 @@ def test_real_retrieval_ranks_the_right_article_first(seed_pipeline: Pipeline) -
 
 @pytest.mark.models
 def test_default_model_gives_a_verified_cited_answer(seed_pipeline: Pipeline) -> None:
-    answer = seed_pipeline.ask("What was SenseTime's market capitalization at its IPO?")
+    answer = seed_pipeline.ask("How large was SenseTime's market capitalization when it held its IPO?")
     assert not answer.refused and "16.5" in answer.text
     assert answer.model.startswith("qwen2.5-coder-1.5b")
     llm = seed_pipeline.generator._llm  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ def test_warm_leaves_the_instructions_in_the_model_cache(seed_pipeline: Pipeline
 
 @pytest.mark.models
 def test_default_model_refuses_a_read_also_headline(seed_pipeline: Pipeline) -> None:
-    answer = seed_pipeline.ask("When will Amazon Web Services launch its European sovereign cloud?")
+    answer = seed_pipeline.ask("By when does Amazon Web Services plan to launch a sovereign cloud for Europe?")
     assert answer.refused and answer.text == NO_ANSWER and not answer.citations
 
 
@@ -158,7 +158,7 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Pat
         remote = Pipeline(settings, embedder=seed_pipeline.embedder)
         pieces = list(remote.generator.stream([{"role": "user", "content": "Say hello."}], max_tokens=8))
         assert pieces and "".join(pieces).strip()
-        answer = remote.ask("What was SenseTime's market capitalization at its IPO?")
+        answer = remote.ask("How large was SenseTime's market capitalization when it held its IPO?")
         assert answer.model == "qwen@http://127.0.0.1:%d" % port
         assert answer.text  # the server applies the grammar, so the same contract holds:
         _check_citations(remote, answer)

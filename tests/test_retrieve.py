@@ -49,8 +49,8 @@ def test_per_article_cap_and_mmr() -> None:
 def test_rescoring_signals() -> None:
     assert number_match("Tesla revenue in Q1 2021", "revenue in Q1 2021 was $10.4 billion") == 1.0
     assert number_match("Tesla revenue in Q1 2021", "Q1 2023 revenue") == 0.5
-    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... It was launched on May 15, 2012.") == 1.0
-    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... Diablo 3 has many fans.") == 0.0
+    assert answer_prior("When did Diablo 3 come out?", "Nov 8, 2019 ... It was launched on May 15, 2012.") == 1.0
+    assert answer_prior("When did Diablo 3 come out?", "Nov 8, 2019 ... Diablo 3 has many fans.") == 0.0
     assert answer_prior("How much did it cost?", "It cost 40 million euros.") == 1.0
 
 

@@ -155,7 +155,7 @@ def _enclosing_function(tree: ast.AST, target: ast.AST) -> ast.AST | None:
 
 # ---------------------------------------------------------------- the real app in a real browser
 
-QUESTION = "What was SenseTime's market capitalization at its IPO?"
+QUESTION = "How large was SenseTime's market capitalization when it held its IPO?"
 CONCURRENT = 5
 
 
