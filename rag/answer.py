@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .cite import Passage, cite, content_words, question_names
+from .cite import Passage, best_support, cite, content_words, question_names
 from .dates import format_day, iso_date
 from .generate import _gbnf_literal, answer_grammar
 from .types import Citation, Sentence
@@ -144,7 +144,8 @@ RETRY = {
 }
 
 
-def check(draft: Draft, passages: Sequence[Passage], question: str) -> tuple[Draft, str | None]:
+def check(draft: Draft, passages: Sequence[Passage], question: str, min_support: float = 0.5
+          ) -> tuple[Draft, str | None]:
     """The draft pointed at the passage that holds its words, and the reason to reject it (None: keep it)."""
     if draft.number is None:  # not the two-line form (a server that ignores grammars): cite() alone decides
         return draft, None
@@ -153,6 +154,12 @@ def check(draft: Draft, passages: Sequence[Passage], question: str) -> tuple[Dra
     number = locate(draft, passages, question)
     if number is None:
         return draft, "absent"
+    passage = next(p for p in passages if p.number == number)
+    # The words must stand where the passage speaks of what the question asks: checked as the claim "<the
+    # question's words> <the answer's words>", whose window must hold most of the question's words too. "Who
+    # founded the firm?" answered with a name from a passage that never says "founded" fails here.
+    if best_support(f"{question} {draft.phrase}", passage.hit, question, min_support)[0] < min_support:
+        return draft, "unsupported"
     return Draft(number, draft.phrase), None
 
 
@@ -173,7 +180,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         draft = parse_draft(reply)
         if draft.none or " ".join(reply.split()).startswith(no_answer[:-1]):
             return Outcome(no_answer, last, (), True, tuple(rejected))
-        draft, reason = check(draft, passages, question)
+        draft, reason = check(draft, passages, question, min_support)
         if reason is None:
             text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question)
             if not refused:

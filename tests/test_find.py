@@ -35,11 +35,14 @@ def _passage(number: int, text: str, title: str = "Museum news") -> Passage:
 
 def test_the_words_are_pointed_at_the_passage_that_holds_them() -> None:
     passages = [_passage(1, "The museum reopened on Friday after the theft."),
-                _passage(2, "Thieves escaped with 42 Roman gold coins, police said.")]
+                _passage(2, "Thieves stole 42 Roman gold coins from the museum, police said.")]
     draft, reason = check(Draft(1, "42 Roman gold coins"), passages, QUESTION)
     assert reason is None and draft.number == 2
     assert check(Draft(1, "a silver crown"), passages, QUESTION)[1] == "absent"
     assert check(Draft(2, "the museum"), passages, QUESTION)[1] == "restates"
+    # the words stand where the passage speaks of something else: not where the question's words are
+    reopened = [_passage(1, "The museum reopened on Friday, 42 days after the theft.")]
+    assert check(Draft(1, "42 days"), reopened, "What did thieves steal from the museum?")[1] == "unsupported"
 
 
 def test_a_question_naming_what_no_passage_mentions_is_refused(indexed: Settings) -> None:
