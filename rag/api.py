@@ -29,7 +29,8 @@ from .generate import (
 from .indexing import IndexReport, Log, run_index
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
-from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
+from .rerank import CrossEncoderReranker, Reranker
+from .retrieve import Filters, prepare_question, retrieve
 from .store import Store
 from .types import Answer, Hit
 

@@ -12,7 +12,7 @@ from .chunk import split_sentences
 from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
 from .guard import defuse_markers, is_instruction
-from .retrieve import AnswerSignals
+from .signals import AnswerSignals
 from .types import Citation, Hit, Sentence
 from .words import STOPWORDS
 
