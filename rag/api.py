@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
-from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
+from .cite import NO_ANSWER, Passage, cite, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
@@ -32,6 +32,7 @@ from .models import model_name, resolve_llm_path
 from .rerank import CrossEncoderReranker, Reranker
 from .retrieve import Filters, prepare_question, retrieve
 from .store import Store
+from .text import content_words
 from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.

@@ -8,18 +8,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunk import split_sentences
 from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
 from .guard import defuse_markers, is_instruction
 from .signals import AnswerSignals
+from .text import content_words, split_sentences
 from .types import Citation, Hit, Sentence
-from .words import STOPWORDS
 
 # The one sentence the product says when the articles do not answer; the prompt receives it as $no_answer.
 NO_ANSWER = "The indexed articles do not answer this question."
 
-_STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
 # asks for something ("In which year…", "By how much…"), so an answer must say something the question does not
 _WH_QUESTION = re.compile(r"\s*(?:\w+\s+)?(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 _WHEN = re.compile(r"\s*(?:when|what (?:date|day)|on what (?:date|day)|quand|à quelle date)\b", re.I)
@@ -46,26 +44,6 @@ class Passage:
     def shown_text(self) -> str:
         """The text with its relative dates resolved against the article's date: "on Wednesday (23 August 2023)"."""
         return annotate_relative(self.text, iso_date(self.hit.published))
-
-
-def stem(word: str) -> str:
-    """A light stemmer: "hopes", "hoped", "hoping" → "hop"; then at most 6 letters ("capitalization")."""
-    for suffix in ("ing", "ed", "es", "s", "e", "ly"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    return word[:6]
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%")."""
-    words = re.findall(r"[\w.$%]+", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
-    out = []
-    for w in words:
-        w = w.strip(".")
-        if w and w not in _STOP:
-            out.append(w.strip("$%") if any(ch.isdigit() for ch in w) else stem(w))
-    return out
 
 
 def _recall(claim: Sequence[str], passage: str) -> float:

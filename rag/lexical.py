@@ -13,23 +13,20 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from .words import STOPWORDS
+from .text import CJK, STOPWORDS
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (builder.py's schema)
 
-_CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
-
-
 def fts_text(text: str) -> str:
     """Text as FTS5 should see it: CJK characters spaced apart, since they are written without spaces."""
-    return _CJK.sub(r" \1 ", text)
+    return CJK.sub(r" \1 ", text)
 
 
 def fts_terms(question: str) -> list[str]:
     """The question's content words, lower-cased, each once, in order."""
     seen: list[str] = []
     for w in re.findall(r"\w+", fts_text(question).lower()):
-        if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
+        if w not in STOPWORDS and w not in seen and (len(w) > 1 or CJK.match(w) or w.isdigit()):
             seen.append(w)
     return seen
 

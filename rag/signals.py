@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .words import STOPWORDS
+from .text import STOPWORDS, words_of
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _FULL_DATE = re.compile(rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|\d{{4}}-\d\d-\d\d"
@@ -15,20 +15,13 @@ _QUANTITY_Q = re.compile(r"^(?:how (?:much|many|long|far|old|big|tall)|what (?:i
 _DATE_Q = re.compile(r"^(?:when\b|what (?:date|day|year|month)\b|on what date|in (?:what|which) year)", re.I)
 
 
-_WORD = re.compile(r"[\w']+")
-
-
-def _words(text: str) -> list[str]:
-    return [w[:-2] if w.endswith("'s") else w for w in _WORD.findall(text.lower().replace("’", "'"))]
-
-
 class AnswerSignals:
     """What rescoring asks of every candidate passage about one question, with the question's side worked
     out once: its numbers, its words, and the kind of answer it wants (a date, a quantity, or names)."""
 
     def __init__(self, question: str) -> None:
         question = question.strip()
-        words = _words(question)
+        words = words_of(question)
         self.numbers = [w for w in words if any(ch.isdigit() for ch in w)]
         self.asked = set(words)
         self.kind = "date" if _DATE_Q.match(question) else "quantity" if _QUANTITY_Q.match(question) else "name"
@@ -37,7 +30,7 @@ class AnswerSignals:
         """Share of the question's numbers (years, quarters, amounts) that the passage also has."""
         if not self.numbers:
             return 0.0
-        have = set(_words(passage))
+        have = set(words_of(passage))
         return sum(n in have for n in self.numbers) / len(self.numbers)
 
     def answer_prior(self, passage: str) -> float:

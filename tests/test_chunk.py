@@ -4,8 +4,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rag.chunk import chunk_article, count_words, split_sentences
+from rag.chunk import chunk_article
 from rag.ingest import make_article
+from rag.text import count_words, split_sentences
 
 TEXT = ("Storm closes ports\n\nPublished: 2024-03-03\n\n"
         "Heavy rain closed three ports on Monday, officials said. Mr. Smith, the harbour master, said "
