@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Union
 
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
-from .cite import NO_ANSWER, Passage, cite, format_passages, select_context
+from .cite import NO_ANSWER, cite
 from .config import SAMPLE_CORPUS_DIR, Settings
+from .context import Passage, format_passages, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
 from .errors import ConfigError

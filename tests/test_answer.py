@@ -11,8 +11,9 @@ import pytest
 
 from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
 from rag.budget import cut_to_tokens, fit_passages
-from rag.cite import Passage, cite, select_context, split_claims
+from rag.cite import cite, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
+from rag.context import Passage, select_context
 from rag.errors import ConfigError, GenerationError, PromptError, QueryError
 from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar
 from rag.types import Chunk, Hit
