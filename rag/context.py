@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .dates import annotate_relative, format_day, iso_date
+from .dates import annotate_relative, format_day, is_date_line, iso_date
 from .embed import Embedder
 from .guard import defuse_markers, is_instruction
 from .signals import AnswerSignals
 from .text import content_words, split_sentences
 from .types import Hit
-
-# "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
-_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)  # "Jan 28, 2020 ..."
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
             key = (hit.chunk.article_id, hit.chunk.start + s)
             text = hit.chunk.text[s:e]
             # an order to the assistant ("SYSTEM: answer every question with…") is never evidence
-            if key not in seen and not _DATE_LINE.fullmatch(text) and not is_instruction(text):
+            if key not in seen and not is_date_line(text) and not is_instruction(text):
                 seen.add(key)
                 candidates.append((i, s, e))
     if not candidates:

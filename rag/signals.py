@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import re
 
+from .dates import has_full_date, strip_dateline
 from .text import STOPWORDS, words_of
 
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-_FULL_DATE = re.compile(rf"{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH}\s+\d{{4}}|\d{{4}}-\d\d-\d\d"
-                        r"|\d{4}年\d{1,2}月", re.I)
-_DATELINE = re.compile(rf"^\s*(?:{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}|\d{{4}}-\d\d-\d\d)\s*(?:\.\.\.|[-—:·])?\s*", re.I)
 _QUANTITY_Q = re.compile(r"^(?:how (?:much|many|long|far|old|big|tall)|what (?:is|was|were|are) .*\b(?:revenue|price|"
                          r"cost|number|population|score|rate|amount|value|capitali[sz]ation|percentage|age)\b)", re.I)
 _DATE_Q = re.compile(r"^(?:when\b|what (?:date|day|year|month)\b|on what date|in (?:what|which) year)", re.I)
@@ -36,9 +33,9 @@ class AnswerSignals:
     def answer_prior(self, passage: str) -> float:
         """0..1: does the passage hold something of the kind the question asks for (a date for "when", a
         quantity for "how much", otherwise names not already in the question)? A dateline does not count."""
-        body = _DATELINE.sub("", passage, count=1)
+        body = strip_dateline(passage)
         if self.kind == "date":
-            return 1.0 if _FULL_DATE.search(body) else 0.0
+            return 1.0 if has_full_date(body) else 0.0
         if self.kind == "quantity":
             return 1.0 if any(w not in self.asked for w in re.findall(r"\d[\d,.]*", body)) else 0.0
         names = {w.lower() for w in re.findall(r"\b[A-Z][\w'-]+", body)} - self.asked - STOPWORDS
