@@ -33,14 +33,6 @@ class Filters:
         return bool(self.article_ids or self.titles or self.date_from or self.date_to)
 
 
-def number_match(question: str, passage: str) -> float:
-    return AnswerSignals(question).number_match(passage)
-
-
-def answer_prior(question: str, passage: str) -> float:
-    return AnswerSignals(question).answer_prior(passage)
-
-
 @lru_cache(maxsize=1)
 def _side_thread() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-bm25")
