@@ -144,7 +144,8 @@ def detect_language(text: str) -> str | None:
 
 
 def guess_title(text: str) -> str:
-    """The first line when it reads like a headline, else the start of the first sentence."""
+    """The first line (less a Markdown "#"); a first line over 200 characters is a paragraph, not a headline:
+    its first 117 characters and "..."."""
     first = text.split("\n", 1)[0].strip().lstrip("#").strip()
     if 0 < len(first) <= 200:
         return first

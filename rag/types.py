@@ -10,7 +10,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    id: str  # first 16 hex digits of sha256(text): stable across rebuilds
+    id: str  # first 16 hex digits of sha256(title + "\n" + text): stable across rebuilds
     title: str
     text: str  # cleaned text (boilerplate removed); chunk offsets point into it
     source: str  # file path as indexed, with "#L<n>" for a line of a .jsonl file
@@ -32,7 +32,7 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class Hit:
     chunk: Chunk
-    score: float  # higher is better; fused score after reciprocal-rank fusion
+    score: float  # higher is better: the fused candidate rescored (retrieve.py), or the reranker's score
     rank: int  # 1-based
     title: str = ""
     source: str = ""
