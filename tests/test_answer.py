@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import copy
+import json
+import pickle
 import re
 import shutil
 import threading
@@ -174,6 +177,18 @@ def test_answer_json_schema(indexed: Settings) -> None:
     assert {"marker", "chunk_id", "article_id", "title", "source", "start", "end", "quote", "support"} \
         <= set(data["citations"][0])
     assert {"text", "markers", "supported"} <= set(data["sentences"][0])
+
+
+def test_answer_timings_are_read_only_like_the_rest_of_the_answer() -> None:
+    steps = {"retrieval_s": 0.5, "total_s": 2.0}
+    answer = Answer(question="q", text="t", timings=steps)
+    steps["total_s"] = 99.0  # the dict it was built from changes later: the answer does not
+    assert answer.timings["total_s"] == 2.0 and answer.timings.get("ttft_s") is None
+    with pytest.raises(TypeError):
+        answer.timings["total_s"] = 3.0  # type: ignore[index]
+    assert json.dumps(answer.to_dict()["timings"]) == '{"retrieval_s": 0.5, "total_s": 2.0}'
+    assert pickle.loads(pickle.dumps(answer)) == answer == copy.deepcopy(answer)
+    assert Answer(question="q", text="t").to_dict()["timings"] == {}
 
 
 def test_split_claims_and_cite_units() -> None:
