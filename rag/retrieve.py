@@ -16,7 +16,7 @@ from .embed import Embedder
 from .errors import QueryError
 from .rerank import Reranker
 from .signals import AnswerSignals
-from .store import Store
+from .store import ChunkRecord, Store
 from .types import Hit
 
 
@@ -99,19 +99,12 @@ def recency(published: str | None, as_of: Date, half_life_days: float) -> float:
     return 0.0 if age is None or age < 0 else math.pow(0.5, age / half_life_days)
 
 
-def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings, *,
-             filters: Filters | None = None, reranker: Reranker | None = None, mode: str = "hybrid",
-             top_k: int | None = None, as_of: Date | str | None = None) -> tuple[Hit, ...]:
-    """The top_k passages for question as of a date (default today), best first.
+Scored = list[tuple[int, float]]  # (chunk rowid, score), best first
 
-    Nothing published after as_of is returned (articles without a date stay in); a question about the
-    present ("this week", "recently") prefers articles published shortly before as_of. mode is "hybrid",
-    "dense" or "lexical"."""
-    if mode not in ("hybrid", "dense", "lexical"):
-        raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
-    top_k = top_k or settings.top_k
-    day = parse_as_of(as_of)
-    text, _note = prepare_question(question, settings.max_question_chars)
+
+def _candidates(text: str, store: Store, embedder: Embedder, settings: Settings, filters: Filters | None,
+                day: Date, mode: str) -> tuple[Scored, Scored, np.ndarray | None]:
+    """The dense and BM25 candidates for the question (and its vector), none published after day."""
     allowed = (store.allowed_rowids(article_ids=filters.article_ids, titles=filters.titles,
                                     date_from=filters.date_from, date_to=filters.date_to) if filters else None)
     # Articles from after the as-of date did not exist yet. There are usually few (none when as_of is today),
@@ -132,6 +125,41 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     if future:
         dense = [d for d in dense if d[0] not in future][: settings.dense_candidates]
         lexical = [d for d in lexical if d[0] not in future][: settings.lexical_candidates]
+    return dense, lexical, query_vec
+
+
+def _rescore(text: str, pool: Sequence[int], records: dict[int, ChunkRecord], dense_of: dict[int, float],
+             lexical_of: dict[int, float], settings: Settings, day: Date) -> dict[int, float]:
+    """Rescore the fused pool. Rank fusion alone throws the scores away; here each candidate gets its
+    fused position (1 at the top), plus its cosine and its BM25 relative to the best in the pool, plus
+    small bonuses for matching the question's numbers and for holding an answer of the asked-for kind.
+    On rgb_en this took hits@5 / MRR@10 from 0.84 / 0.63 (plain RRF) to 0.91 / 0.74; see README, Retrieval."""
+    top_bm25 = max((lexical_of.get(r, 0.0) for r in pool), default=0.0) or 1.0
+    signals = AnswerSignals(text)
+    recent_weight = settings.recency_weight if wants_recent(text, day) else settings.recency_prior
+    return {r: settings.rrf_k / (settings.rrf_k + i)
+            + settings.dense_score_weight * dense_of.get(r, 0.0)
+            + settings.lexical_score_weight * lexical_of.get(r, 0.0) / top_bm25
+            + settings.number_weight * signals.number_match(records[r].chunk.text)
+            + settings.answer_type_weight * signals.answer_prior(records[r].chunk.text)
+            + recent_weight * recency(records[r].published, day, settings.recency_half_life_days)
+            for i, r in enumerate(pool, 1)}
+
+
+def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings, *,
+             filters: Filters | None = None, reranker: Reranker | None = None, mode: str = "hybrid",
+             top_k: int | None = None, as_of: Date | str | None = None) -> tuple[Hit, ...]:
+    """The top_k passages for question as of a date (default today), best first.
+
+    Nothing published after as_of is returned (articles without a date stay in); a question about the
+    present ("this week", "recently") prefers articles published shortly before as_of. mode is "hybrid",
+    "dense" or "lexical"."""
+    if mode not in ("hybrid", "dense", "lexical"):
+        raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
+    top_k = top_k or settings.top_k
+    day = parse_as_of(as_of)
+    text, _note = prepare_question(question, settings.max_question_chars)
+    dense, lexical, query_vec = _candidates(text, store, embedder, settings, filters, day, mode)
     fused = fuse([[r for r, _ in dense], [r for r, _ in lexical]],
                  [settings.dense_weight, settings.lexical_weight], settings.rrf_k)
     order = sorted(fused, key=lambda r: -fused[r])
@@ -140,20 +168,7 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     dense_of, lexical_of = dict(dense), dict(lexical)
     if query_vec is not None and pool:  # cosine for every candidate, also those only BM25 found
         dense_of.update(zip(pool, (store.chunk_vectors(pool) @ query_vec).tolist()))
-    top_bm25 = max((lexical_of.get(r, 0.0) for r in pool), default=0.0) or 1.0
-    # Rescore the fused pool. Rank fusion alone throws the scores away; here each candidate gets its
-    # fused position (1 at the top), plus its cosine and its BM25 relative to the best in the pool, plus
-    # small bonuses for matching the question's numbers and for holding an answer of the asked-for kind.
-    # On rgb_en this took hits@5 / MRR@10 from 0.84 / 0.63 (plain RRF) to 0.91 / 0.74; see README, Retrieval.
-    signals = AnswerSignals(text)
-    recent_weight = settings.recency_weight if wants_recent(text, day) else settings.recency_prior
-    scores = {r: settings.rrf_k / (settings.rrf_k + i)
-              + settings.dense_score_weight * dense_of.get(r, 0.0)
-              + settings.lexical_score_weight * lexical_of.get(r, 0.0) / top_bm25
-              + settings.number_weight * signals.number_match(records[r].chunk.text)
-              + settings.answer_type_weight * signals.answer_prior(records[r].chunk.text)
-              + recent_weight * recency(records[r].published, day, settings.recency_half_life_days)
-              for i, r in enumerate(pool, 1)}
+    scores = _rescore(text, pool, records, dense_of, lexical_of, settings, day)
     pool = sorted(pool, key=lambda r: -scores[r])
     if reranker is not None and pool:
         reranked = reranker.score(text, [records[r].chunk.text for r in pool])
