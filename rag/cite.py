@@ -166,6 +166,11 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     raw = " ".join(pieces)
     if not any(s.supported for s in sentences):
         return NO_ANSWER, tuple(sentences), (), True
+    return raw, tuple(sentences), _citations(spans, by_number), False
+
+
+def _citations(spans: dict[int, list[tuple[float, int, int]]], by_number: dict[int, Passage]) -> tuple[Citation, ...]:
+    """One Citation per cited passage, quoting the span from its first supporting window to its last."""
     citations = []
     for marker in sorted(spans):
         hit = by_number[marker].hit
@@ -178,4 +183,4 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
             source=hit.source, start=hit.chunk.start + start, end=hit.chunk.start + end,
             quote=hit.chunk.text[start:end], support=round(max(w[0] for w in windows), 4),
             published=hit.published))
-    return raw, tuple(sentences), tuple(citations), False
+    return tuple(citations)
