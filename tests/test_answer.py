@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from types import GeneratorType, SimpleNamespace
 
 import pytest
 
@@ -94,7 +94,8 @@ def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> Non
     events = list(pipeline.stream("What did the thieves steal from the museum?"))
     assert isinstance(events[0], tuple) and all(isinstance(h, Hit) for h in events[0])
     assert all(isinstance(e, str) for e in events[1:-1]) and len(events) > 3
-    assert isinstance(events[-1], Answer) and "".join(events[1:-1]).strip() == events[-1].text
+    pieces = [e for e in events[1:-1] if isinstance(e, str)]
+    assert isinstance(events[-1], Answer) and "".join(pieces).strip() == events[-1].text
     timings = events[-1].timings
     assert {"retrieval_s", "ttft_s", "total_s", "prompt_tokens"} <= set(timings)
 
@@ -135,6 +136,7 @@ def test_closing_a_stream_stops_the_model_and_frees_the_pipeline(indexed: Settin
     gen = _SlowGenerator([long_reply, "Thieves stole 42 Roman gold coins [1]."])
     pipeline = Pipeline(indexed, embedder=HashEmbedder(), generator=gen)
     stream = pipeline.stream("What did the thieves steal from the museum?")
+    assert isinstance(stream, GeneratorType)  # so the reader may close it
     assert isinstance(next(stream), tuple)  # the sources
     assert isinstance(next(stream), str)  # the first words, then the reader leaves
     stream.close()
@@ -348,9 +350,9 @@ class _FailingLlama:
 
 def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> None:
     generator = LlamaCppGenerator.__new__(LlamaCppGenerator)  # the adapter around a llama that fails
-    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048
+    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048  # type: ignore[assignment]
     grammar = SimpleNamespace(from_string=lambda text, verbose: None)
-    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)
+    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)  # type: ignore[assignment]
     generator.count_tokens = lambda text: len(text.split())  # type: ignore[method-assign]
     with pytest.raises(GenerationError) as failure:
         Pipeline(indexed, embedder=HashEmbedder(), generator=generator).ask("What did the thieves steal?")

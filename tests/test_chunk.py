@@ -35,7 +35,7 @@ def test_offsets_reproduce_text_and_sizes_hold() -> None:
         assert chunk.id == f"{article.id}-{i:03d}"
     # overlap: consecutive chunks share text, and together they cover every sentence
     assert any(b.start < a.end for a, b in zip(chunks, chunks[1:]))
-    covered = set()
+    covered: set[int] = set()
     for c in chunks:
         covered.update(range(c.start, c.end))
     for s, e in split_sentences(article.text):
