@@ -19,9 +19,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .cite import Passage, best_support, cite, content_words, question_names
+from .cite import best_support, cite, question_names
+from .context import Passage
 from .dates import format_day, iso_date
 from .generate import _gbnf_literal, answer_grammar
+from .text import content_words
 from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"

@@ -15,8 +15,9 @@ from typing import Any, Union
 
 from .answer import answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
-from .cite import NO_ANSWER, Passage, content_words, format_passages, select_context
+from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
+from .context import Passage, format_passages, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
 from .errors import ConfigError
@@ -30,8 +31,10 @@ from .generate import (
 from .indexing import IndexReport, Log, run_index
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
-from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
+from .rerank import CrossEncoderReranker, Reranker
+from .retrieve import Filters, prepare_question, retrieve
 from .store import Store
+from .text import content_words
 from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.

@@ -8,30 +8,46 @@ indexing) lets a search keep the rarest question words within a postings budget.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .words import STOPWORDS
+from .text import CJK, STOPWORDS
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (builder.py's schema)
-
-_CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
+UNSTEMMED = "unicode61 remove_diacritics 2"  # the same without porter: the words a MATCH phrase stems again
 
 
 def fts_text(text: str) -> str:
     """Text as FTS5 should see it: CJK characters spaced apart, since they are written without spaces."""
-    return _CJK.sub(r" \1 ", text)
+    return CJK.sub(r" \1 ", text)
 
 
 def fts_terms(question: str) -> list[str]:
-    """The question's content words, lower-cased, each once, in order."""
+    """The question's content words as FTS5 cuts the indexed text (unicode61, unstemmed: "İstanbul" →
+    "istanbul", "C++" → "c"), each once, in order. A letter cut out of a longer word ("u" and "s" of "U.S.",
+    the "s" of "Tesla's") is left out; a word that is one letter to FTS5 ("C#", "X") is kept."""
+    pieces = fts_text(question).split()
     seen: list[str] = []
-    for w in re.findall(r"\w+", fts_text(question).lower()):
-        if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
-            seen.append(w)
+    for tokens in _tokenize(pieces):
+        for w in tokens:
+            if w not in STOPWORDS and w not in seen and (len(w) > 1 or len(tokens) == 1 or w.isdigit()):
+                seen.append(w)
     return seen
+
+
+def _tokenize(pieces: Sequence[str]) -> list[list[str]]:
+    """The tokens of each piece of text, by FTS5's unicode61 tokenizer in the thread's scratch table."""
+    scratch = _scratch()
+    with scratch:
+        scratch.execute("DELETE FROM plain")
+        scratch.executemany("INSERT INTO plain(rowid, w) VALUES (?, ?)", enumerate(pieces))
+        rows = scratch.execute("SELECT doc, term FROM plain_vocab ORDER BY doc, offset").fetchall()
+    tokens: list[list[str]] = [[] for _ in pieces]
+    for doc, term in rows:
+        tokens[doc].append(term)
+    return tokens
 
 
 def bm25_search(db: sqlite3.Connection, terms: Sequence[str], top_n: int,
@@ -66,18 +82,26 @@ def affordable_terms(terms: list[str], freq: dict[str, int], budget: int) -> lis
     return kept
 
 
-def stemmer() -> sqlite3.Connection:
-    """The same tokenizer in a throwaway in-memory table: tells how FTS5 stems each word."""
-    scratch = sqlite3.connect(":memory:", check_same_thread=False)
-    scratch.executescript(
-        f"CREATE VIRTUAL TABLE words USING fts5(w, tokenize='{TOKENIZE}');"
-        "CREATE VIRTUAL TABLE words_vocab USING fts5vocab(words, instance);")
+_local = threading.local()
+
+
+def _scratch() -> sqlite3.Connection:
+    """This thread's in-memory tables with the index's tokenizer, porter-stemmed (words) and not (plain): they
+    tell how FTS5 cuts and stems a question's words. One per thread, since a connection is not shared safely."""
+    scratch: sqlite3.Connection | None = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = sqlite3.connect(":memory:")
+        scratch.executescript(
+            f"CREATE VIRTUAL TABLE words USING fts5(w, tokenize='{TOKENIZE}');"
+            "CREATE VIRTUAL TABLE words_vocab USING fts5vocab(words, instance);"
+            f"CREATE VIRTUAL TABLE plain USING fts5(w, tokenize='{UNSTEMMED}');"
+            "CREATE VIRTUAL TABLE plain_vocab USING fts5vocab(plain, instance);")
     return scratch
 
 
-def term_frequencies(db: sqlite3.Connection, scratch: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
-    """How many chunks hold each term (as FTS5's porter tokenizer stems it, in scratch: see stemmer());
-    cheap b-tree lookups in term_df."""
+def term_frequencies(db: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+    """How many chunks hold each term (as FTS5's porter tokenizer stems it); cheap b-tree lookups in term_df."""
+    scratch = _scratch()
     with scratch:
         scratch.execute("DELETE FROM words")
         scratch.executemany("INSERT INTO words(rowid, w) VALUES (?, ?)", enumerate(terms))

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import faiss_index
 from .errors import IndexCorruptError, IndexNotFoundError
-from .lexical import affordable_terms, bm25_search, fts_terms, stemmer, term_frequencies
+from .lexical import affordable_terms, bm25_search, fts_terms, term_frequencies
 from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
 from .types import Article, Chunk
 
@@ -95,7 +95,6 @@ class Store:
                 # read (it keeps the one before the live one, so that takes two builds): read it again, once.
                 if attempt == 2 or live_generation(self.index_dir) == self.manifest["generation"]:
                     raise
-        self._scratch: sqlite3.Connection | None = None
         faiss_index.set_nprobe(self.vectors, self.manifest.get("faiss", {}))
 
     def _open(self, gen_dir: Path) -> None:
@@ -115,8 +114,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-        if self._scratch is not None:
-            self._scratch.close()
 
     def is_stale(self) -> bool:
         """True when a newer build has been swapped in since this store was opened (or the manifest is gone or
@@ -151,9 +148,7 @@ class Store:
     @guarded
     def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term (as FTS5's porter tokenizer stems it); cheap b-tree lookups."""
-        if self._scratch is None:
-            self._scratch = stemmer()
-        return term_frequencies(self.db, self._scratch, terms)
+        return term_frequencies(self.db, terms)
 
     @guarded
     def records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:

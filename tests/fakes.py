@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rag.chunk import count_words
+from rag.text import count_words
 
 
 class HashEmbedder:

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+import copy
+import json
+import pickle
 import re
 import shutil
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from types import GeneratorType, SimpleNamespace
 
 import pytest
 
 from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
 from rag.answer import find_grammar
 from rag.budget import cut_to_tokens, fit_passages
-from rag.cite import Passage, cite, select_context, split_claims
+from rag.cite import cite, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
+from rag.context import Passage, select_context
 from rag.errors import ConfigError, GenerationError, PromptError, QueryError
 from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts
 from rag.types import Chunk, Hit
@@ -91,7 +95,8 @@ def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> Non
     events = list(pipeline.stream("What did the thieves steal from the museum?"))
     assert isinstance(events[0], tuple) and all(isinstance(h, Hit) for h in events[0])
     assert all(isinstance(e, str) for e in events[1:-1]) and len(events) > 3
-    assert isinstance(events[-1], Answer) and "".join(events[1:-1]).strip() == events[-1].text
+    pieces = [e for e in events[1:-1] if isinstance(e, str)]
+    assert isinstance(events[-1], Answer) and "".join(pieces).strip() == events[-1].text
     timings = events[-1].timings
     assert {"retrieval_s", "ttft_s", "total_s", "prompt_tokens"} <= set(timings)
 
@@ -132,6 +137,7 @@ def test_closing_a_stream_stops_the_model_and_frees_the_pipeline(indexed: Settin
     gen = _SlowGenerator([long_reply, "Thieves stole 42 Roman gold coins [1]."])
     pipeline = Pipeline(indexed, embedder=HashEmbedder(), generator=gen)
     stream = pipeline.stream("What did the thieves steal from the museum?")
+    assert isinstance(stream, GeneratorType)  # so the reader may close it
     assert isinstance(next(stream), tuple)  # the sources
     assert isinstance(next(stream), str)  # the first words, then the reader leaves
     stream.close()
@@ -175,6 +181,18 @@ def test_answer_json_schema(indexed: Settings) -> None:
     assert {"marker", "chunk_id", "article_id", "title", "source", "start", "end", "quote", "support"} \
         <= set(data["citations"][0])
     assert {"text", "markers", "supported"} <= set(data["sentences"][0])
+
+
+def test_answer_timings_are_read_only_like_the_rest_of_the_answer() -> None:
+    steps = {"retrieval_s": 0.5, "total_s": 2.0}
+    answer = Answer(question="q", text="t", timings=steps)
+    steps["total_s"] = 99.0  # the dict it was built from changes later: the answer does not
+    assert answer.timings["total_s"] == 2.0 and answer.timings.get("ttft_s") is None
+    with pytest.raises(TypeError):
+        answer.timings["total_s"] = 3.0  # type: ignore[index]
+    assert json.dumps(answer.to_dict()["timings"]) == '{"retrieval_s": 0.5, "total_s": 2.0}'
+    assert pickle.loads(pickle.dumps(answer)) == answer == copy.deepcopy(answer)
+    assert Answer(question="q", text="t").to_dict()["timings"] == {}
 
 
 def test_split_claims_and_cite_units() -> None:
@@ -335,9 +353,9 @@ class _FailingLlama:
 
 def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> None:
     generator = LlamaCppGenerator.__new__(LlamaCppGenerator)  # the adapter around a llama that fails
-    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048
+    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048  # type: ignore[assignment]
     grammar = SimpleNamespace(from_string=lambda text, verbose: None)
-    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)
+    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)  # type: ignore[assignment]
     generator.count_tokens = lambda text: len(text.split())  # type: ignore[method-assign]
     with pytest.raises(GenerationError) as failure:
         Pipeline(indexed, embedder=HashEmbedder(), generator=generator).ask("What did the thieves steal?")

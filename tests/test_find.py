@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rag import NO_ANSWER, Settings
 from rag.answer import Draft, absent_name, answer_pieces, check, parse_draft, restates
-from rag.cite import Passage
+from rag.context import Passage
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline

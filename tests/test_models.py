@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from rag import NO_ANSWER, Pipeline, Settings, build_index
 from rag import models as rag_models
 from rag.errors import ModelNotFoundError
 
-from .conftest import DATA, SEED_CORPUS
+from .conftest import DATA, SEED_CORPUS, free_port
 
 
 def test_assemble_joins_parts_and_checks_sha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,17 +130,11 @@ def test_prompt_injection_cannot_change_format_or_citations(tmp_path: Path) -> N
         assert all(s.markers for s in answer.sentences)  # every sentence still carries a citation
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.models
 def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Path) -> None:
     """A real llama.cpp server on loopback (python -m llama_cpp.server, the default model) behind llm_url."""
     model = rag_models.resolve_llm_path("", seed_pipeline.settings.cache_dir)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                                "--port", str(port), "--n_ctx", "2048"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from rag import NO_ANSWER, Answer, Chunk, Citation, Hit, Sentence, Settings, bui
 from ui.chat import chat_turn, parse_filters, respond
 from ui.render import render_answer, render_sources
 
-from .conftest import ROOT, SEED_CORPUS, scripted_pipeline
+from .conftest import ROOT, SEED_CORPUS, free_port, scripted_pipeline
 
 UI = ROOT / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -180,12 +179,6 @@ def test_missing_chromium_fails_in_ci_and_skips_elsewhere(tmp_path: Path) -> Non
     require_chromium(tmp_path, {"CI": "true"})  # present: runs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,7 +201,7 @@ def test_browser_chat_streams_a_cited_answer(tmp_path: Path) -> None:
 
     index_dir = tmp_path / "seed-corpus"  # the header shows this name
     build_index(SEED_CORPUS, settings=Settings(index_dir=index_dir))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     log = tmp_path / "app.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
