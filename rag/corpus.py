@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from .config import Settings
@@ -80,7 +81,8 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
                  settings: Settings | None = None, embedder: Embedder | None = None,
                  log: Log | None = None) -> UploadReport:
     """Adds uploaded files (.txt .md .html .jsonl, or a .zip of them) and/or one pasted article (text with an
-    optional title and "YYYY-MM-DD" date) to the index; the next question answers from them."""
+    optional title and "YYYY-MM-DD" date) to the index; the next question answers from them. Give an embedder
+    no other thread uses meanwhile (default: one loaded for indexing, once per process)."""
     started = time.perf_counter()
     settings = settings or Settings.from_env()
     say = log or (lambda _msg: None)
@@ -96,10 +98,7 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
             rejected.append(Skipped(PASTED, str(exc)))
     if not saved:
         return UploadReport(rejected=rejected, seconds=time.perf_counter() - started)
-    if embedder is None:
-        from .api import load_embedder
-
-        embedder = load_embedder(settings)
+    embedder = embedder or _indexing_embedder(settings)
     report, ids = add_files([s.path for s in saved], uploads_dir(settings.index_dir), settings, embedder, log=say)
     rejected += _unreadable(saved, report, uploads_dir(settings.index_dir))
     wanted = list(dict.fromkeys(i for s in saved for i in ids.get(str(s.path), ())))
@@ -121,6 +120,16 @@ def remove_article(article_id: str, *, settings: Settings | None = None) -> Arti
     for path in emptied:
         _delete_upload(Path(path), uploads)
     return found[0]
+
+
+@lru_cache(maxsize=2)
+def _indexing_embedder(settings: Settings) -> Embedder:
+    """The embedder uploads are indexed with: loaded once, and never a Pipeline's, because a Hugging Face fast
+    tokenizer used by two threads at once fails ("RuntimeError: Already borrowed", huggingface/tokenizers#537)
+    and questions are answered while an upload is indexed."""
+    from .api import load_embedder
+
+    return load_embedder(settings)
 
 
 def _unreadable(saved: Sequence[Saved], report: IndexReport, uploads: Path) -> list[Skipped]:
