@@ -23,6 +23,7 @@ from .uploads import uploads_dir
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding
 EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat on big corpora
+UPLOAD_FLUSH = 16  # an upload from the chat embeds this many chunks per step, so its progress moves (~1 s each)
 SUMMARY_LINES = 50  # skipped .jsonl lines named in the summary; to_dict() (rag index --json) names them all
 
 Log = Callable[[str], None]
@@ -129,7 +130,7 @@ def add_files(paths: Sequence[Path], root: Path, settings: Settings, embedder: E
     try:
         say(f"reading and cleaning {len(paths)} file{'' if len(paths) == 1 else 's'}")
         pending, _seen = _scan([(root, Path(p)) for p in paths], settings, builder, report, say)
-        _embed_and_add(pending, settings, embedder, builder, report, say)
+        _embed_and_add(pending, settings, embedder, builder, report, say, flush_at=UPLOAD_FLUSH)
         ids = {str(p): (builder.known_file(str(p)) or (0, 0, []))[2] for p in paths}
         say("writing the new index")
         report.manifest = builder.commit(_kept_root(builder))
@@ -251,7 +252,7 @@ def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
 
 
 def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
-                   report: IndexReport, say: Log) -> None:
+                   report: IndexReport, say: Log, flush_at: int = EMBED_FLUSH) -> None:
     planned: list[tuple[Article, list[Chunk], list[str]]] = []
     for article in articles:
         title, title_tokens = short_title(article.title, embedder)
@@ -282,7 +283,7 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
 
     for item in planned:
         batch.append(item)
-        if sum(len(c) for _, c, _ in batch) >= EMBED_FLUSH:
+        if sum(len(c) for _, c, _ in batch) >= flush_at:
             flush()
     if batch:
         flush()

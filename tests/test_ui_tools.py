@@ -85,6 +85,8 @@ def test_upload_steps_show_progress_then_what_was_added_and_rejected(indexed: Se
     assert any("embedd" in s.html.lower() for s in progress) and "rag-progress" in progress[-1].html
     assert "Added 1 article" in final.html and "Cable car to the Brannfjell summit reopens" in final.html
     assert "notes.docx" in final.html and "unsupported file type .docx" in final.html
+    again = list(upload_steps(pipeline, [str(good)], embedder=HashEmbedder()))[-1]
+    assert "already in the index" in again.html and "Cable car" in again.html
     nothing = list(upload_steps(pipeline, [], "", "", ""))
     assert len(nothing) == 1 and "nothing to add" in nothing[0].html
     pasted = list(upload_steps(pipeline, None, "Text of a note.", "A note", "tomorrow", HashEmbedder()))[-1]

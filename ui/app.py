@@ -84,8 +84,8 @@ def build_app(pipeline: Pipeline, *, index_embedder: Any = None) -> Any:
                     scope_info = gr.HTML()
                     unscope = gr.Button("Ask about all articles", size="sm", scale=0, min_width=170)
                 with gr.Row(elem_id="ask-row"):
-                    box = gr.Textbox(show_label=False, placeholder="Ask about the articles… (Enter sends, "
-                                     "Shift+Enter starts a new line)", scale=6, lines=1, max_lines=6,
+                    box = gr.Textbox(show_label=False, placeholder="Ask about the articles (Enter sends, "
+                                     "Shift+Enter for a new line)", scale=6, lines=1, max_lines=6,
                                      autofocus=True, elem_id="question")
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=64, elem_id="ask")
                     stop = gr.Button("Stop", variant="secondary", scale=1, min_width=64, elem_id="stop")
@@ -176,8 +176,8 @@ def build_app(pipeline: Pipeline, *, index_embedder: Any = None) -> Any:
             None, js="() => document.querySelector('#question textarea')?.focus()")
         unscope.click(lambda: (None, gr.update(visible=False), "", gr.update(visible=False),
                                gr.update(visible=False), ""), None, scoped, api_visibility="private", queue=False)
-        search.change(lambda q: list_rows(pipeline, q)[:2] + (list_rows(pipeline, q).note,), search,
-                      [table, ids, list_note], api_visibility="private", trigger_mode="always_last")
+        search.change(lambda query: tuple(list_rows(pipeline, query)), search, [table, ids, list_note],
+                      api_visibility="private", trigger_mode="always_last")
         remove.click(lambda a: (gr.update(visible=True), confirm_html(a)), scope, [confirm_row, confirm_info],
                      api_visibility="private", queue=False)
         cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private", queue=False)

@@ -156,8 +156,12 @@ def render_upload(report: UploadReport) -> str:
         items = "".join(f'<li><b>{esc(a.title) or "(untitled)"}</b> · {esc(a.published or "undated")} · '
                         f'{a.chunks} chunk{"" if a.chunks == 1 else "s"}</li>' for a in report.articles)
         n = len(report.articles)
-        parts.append(f'<div class="rag-done">Added {n} article{"" if n == 1 else "s"} in {report.seconds:.1f} s; '
-                     f'the next question can use {"it" if n == 1 else "them"}.</div><ul class="rag-added">{items}</ul>')
+        new = report.index.articles_added if report.index else 0
+        known = f" ({n - new} of them already indexed)" if 0 < n - new < n else ""
+        head = (f'Added {n} article{"" if n == 1 else "s"}{known} in {report.seconds:.1f} s; the next question '
+                f'can use {"it" if n == 1 else "them"}.') if new else \
+            f'{"It is" if n == 1 else "They are"} already in the index; nothing new to embed.'
+        parts.append(f'<div class="rag-done">{esc(head)}</div><ul class="rag-added">{items}</ul>')
     elif not report.rejected:
         parts.append('<div class="rag-done">Nothing new to add.</div>')
     if report.rejected:
