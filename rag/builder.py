@@ -171,9 +171,8 @@ class Builder:
         Returns the article's chunk count and the files that now hold no article."""
         chunks = self._delete_article(article_id)
         emptied = []
-        pattern = '%"' + article_id.replace("%", "").replace("_", "") + '"%'  # ids are hex: a cheap prefilter
         for path, ids in self.db.execute("SELECT path, article_ids FROM files WHERE article_ids LIKE ?",
-                                         (pattern,)).fetchall():
+                                         (f'%"{article_id}"%',)).fetchall():  # a prefilter; the JSON decides
             kept = [i for i in json.loads(ids) if i != article_id]
             self.db.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(kept), path))
             if not kept:

@@ -252,7 +252,8 @@ def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
 
 
 def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
-                   report: IndexReport, say: Log, flush_at: int = EMBED_FLUSH) -> None:
+                   report: IndexReport, say: Log, flush_at: int | None = None) -> None:
+    flush_at = flush_at or EMBED_FLUSH  # read now: tests set EMBED_FLUSH to make many small steps
     planned: list[tuple[Article, list[Chunk], list[str]]] = []
     for article in articles:
         title, title_tokens = short_title(article.title, embedder)
