@@ -99,6 +99,9 @@ def test_browser_upload_a_good_and_a_binary_file(page: Any, served: Served, tmp_
     assert "Added 1 article" in status and "Cable car to the Brannfjell summit reopens" in status
     assert re.search(r"photo\.txt: .*binary", status), status
     assert "6 articles" in page.locator(".rag-info").inner_text()  # the header counts are fresh
+    incoming = served.settings.index_dir / ".incoming"  # Gradio's folder (GRADIO_TEMP_DIR, as `rag chat` sets it)
+    leftovers = [p.name for p in incoming.rglob("*") if p.is_file() and p.stat().st_size]
+    assert not leftovers, leftovers  # its copies of the uploads are deleted; the index keeps its own
     answer = _ask(page, "How long does the cable car ride up to the Brannfjell summit take?")
     assert "[1]" in answer and any("Brannfjell" in t for t in _cited_titles(page))
 

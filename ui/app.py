@@ -87,8 +87,8 @@ def build_app(pipeline: Pipeline, *, index_embedder: Any = None) -> Any:
                     box = gr.Textbox(show_label=False, placeholder="Ask about the articles (Enter sends, "
                                      "Shift+Enter for a new line)", scale=6, lines=1, max_lines=6,
                                      autofocus=True, elem_id="question")
-                    ask = gr.Button("Ask", variant="primary", scale=1, min_width=64, elem_id="ask")
-                    stop = gr.Button("Stop", variant="secondary", scale=1, min_width=64, elem_id="stop")
+                    ask = gr.Button("Ask", variant="primary", scale=0, min_width=80, elem_id="ask")
+                    stop = gr.Button("Stop", variant="secondary", scale=0, min_width=80, elem_id="stop")
                 with gr.Accordion("Filters", open=False, elem_id="filters"):
                     title_box = gr.Textbox(label="Only articles whose title contains (comma separated)",
                                            placeholder="e.g. SenseTime, museum")

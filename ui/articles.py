@@ -123,7 +123,7 @@ def upload_steps(pipeline: Pipeline, files: Sequence[str | Path] | None, text: s
     worker = threading.Thread(target=work, name="rag-upload", daemon=True)
     started = time.monotonic()
     worker.start()
-    step = "Starting…"
+    step = "starting"
     while worker.is_alive() or not messages.empty():
         try:
             step = messages.get(timeout=TICK_S)
