@@ -23,7 +23,8 @@ from .uploads import uploads_dir
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding
 EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat on big corpora
-UPLOAD_FLUSH = 16  # an upload from the chat embeds this many chunks per step, so its progress moves (~1 s each)
+UPLOAD_FLUSH = 16  # chunks per step of an upload from the chat, so its progress moves (MiniLM: 3.5 s a step on 2
+# cores with a load average of 17, 4.8 CPU-seconds for 54 chunks: bench/bench_upload.py)
 SUMMARY_LINES = 50  # skipped .jsonl lines named in the summary; to_dict() (rag index --json) names them all
 
 Log = Callable[[str], None]
