@@ -161,12 +161,31 @@ class Builder:
             referenced.update(json.loads(ids))
         stale = [r[0] for r in self.db.execute("SELECT id FROM articles") if r[0] not in referenced]
         for article_id in stale:
-            rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
-            self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
-            self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
-            self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-            self.removed_rowids.extend(rows)
+            self._delete_article(article_id)
         return len(stale)
+
+    @guarded
+    def remove_article(self, article_id: str) -> tuple[int, list[str]]:
+        """Delete one article and its chunks, and take it off the files that hold it. Their size and time are
+        kept, so an unchanged file is not read again and the article stays out until its file changes.
+        Returns the article's chunk count and the files that now hold no article."""
+        chunks = self._delete_article(article_id)
+        emptied = []
+        for path, ids in self.db.execute("SELECT path, article_ids FROM files WHERE article_ids LIKE ?",
+                                         (f'%"{article_id}"%',)).fetchall():  # a prefilter; the JSON decides
+            kept = [i for i in json.loads(ids) if i != article_id]
+            self.db.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(kept), path))
+            if not kept:
+                emptied.append(path)
+        return chunks, emptied
+
+    def _delete_article(self, article_id: str) -> int:
+        rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
+        self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
+        self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        self.removed_rowids.extend(rows)
+        return len(rows)
 
     # --- finishing
     @guarded

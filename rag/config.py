@@ -64,6 +64,7 @@ class Settings:
 
     # ingest and chunk
     max_file_bytes: int = 20_000_000  # larger files are skipped with a reason
+    max_upload_bytes: int = 100_000_000  # one upload from the chat, all its files (a .zip unpacked) together
     chunk_tokens: int = 200  # target chunk size, in embedder tokens (the title is added on top)
     chunk_overlap_tokens: int = 40  # up to this many tokens of whole sentences repeated between chunks
 
@@ -109,6 +110,7 @@ class Settings:
             if not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         positive = ("embed_batch_size", "llm_context", "max_answer_tokens", "max_file_bytes", "chunk_tokens",
+                    "max_upload_bytes",
                     "top_k", "dense_candidates", "lexical_candidates", "rrf_k", "per_article_cap", "rescore_candidates",
                     "ann_threshold", "ivf_nprobe", "max_question_chars", "context_sentences", "context_passages")
         for name in positive:

@@ -233,6 +233,11 @@ def test_browser_chat_streams_a_cited_answer(tmp_path: Path) -> None:
                 # into the README's docs/ only when asked (RAG_SCREENSHOT_DOCS=1): a test run leaves the tree clean
                 shots = ROOT / "docs" if os.environ.get("RAG_SCREENSHOT_DOCS") == "1" else tmp_path
                 page.screenshot(path=str(shots / "screenshot-chat.png"), full_page=True)
+                page.set_viewport_size({"width": 400, "height": 860})  # a phone held upright
+                page.wait_for_timeout(500)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 400
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=str(shots / "screenshot-narrow.png"), full_page=True)
             finally:
                 browser.close()
         _five_at_once(url)
