@@ -184,6 +184,7 @@ class OpenAICompatibleGenerator:
             body["grammar"] = grammar  # llama.cpp server; other servers ignore it and cite.py filters markers
         request = urllib.request.Request(self.endpoint, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
+        finished = False
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 for raw in response:
@@ -192,14 +193,20 @@ class OpenAICompatibleGenerator:
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        finished = True
                         break
-                    delta = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    choice = json.loads(data)["choices"][0]
+                    delta = choice.get("delta", {}).get("content")
+                    finished = finished or bool(choice.get("finish_reason"))
                     if delta:
                         yield delta
         except (urllib.error.URLError, OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
             # HTTP errors (a 400 for a prompt over the server's window), refused connections, malformed replies
             raise GenerationError(f"the model server at {self.endpoint} failed: {_one_line(exc)}; is it running, "
                                   "and is its context window large enough?") from None
+        if not finished:  # the server died mid-answer (llama.cpp's crashes close the connection): not an answer
+            raise GenerationError(f"the model server at {self.endpoint} closed the answer before it ended; "
+                                  "check the server's log, restart it and ask again")
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))

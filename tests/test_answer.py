@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import pickle
 import re
@@ -364,6 +365,32 @@ def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> 
     server = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", timeout=2)  # nothing listens on port 9
     with pytest.raises(GenerationError, match="is it running"):
         server.generate([{"role": "user", "content": "hi"}], max_tokens=5)
+
+
+class _DyingServer(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-style server that streams one piece and then dies, as a crashed llama.cpp server does."""
+
+    def do_POST(self) -> None:  # noqa: N802 (the http.server hook's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b'data: {"choices": [{"delta": {"content": "The ferry"}}]}\n\n')
+        self.wfile.flush()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_dies_mid_answer_is_an_error_not_a_short_answer() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _DyingServer)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        remote = OpenAICompatibleGenerator(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
+        with pytest.raises(GenerationError, match="closed the answer before it ended"):
+            remote.generate([{"role": "user", "content": "When did the ferry restart?"}], max_tokens=20)
+    finally:
+        server.server_close()
 
 
 def test_the_server_token_estimate_does_not_undercount_digits_or_cjk() -> None:

@@ -132,10 +132,14 @@ def test_prompt_injection_cannot_change_format_or_citations(tmp_path: Path) -> N
 
 @pytest.mark.models
 def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Path) -> None:
-    """A real llama.cpp server on loopback (python -m llama_cpp.server, the default model) behind llm_url."""
+    """A real llama.cpp server on loopback (llama_cpp.server, the default model) behind llm_url."""
     model = rag_models.resolve_llm_path("", seed_pipeline.settings.cache_dir)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    # llama_cpp.server as `python -m` would run it, but without repacked weights, which crash llama.cpp on AMX
+    # Xeons (rag/generate.py, _no_weight_repacking); a crashed server would also fail this test, rightly.
+    serve = ("import runpy, llama_cpp; from rag.generate import _no_weight_repacking\n"
+             "with _no_weight_repacking(llama_cpp): runpy.run_module('llama_cpp.server', run_name='__main__')")
+    server = subprocess.Popen([sys.executable, "-c", serve, "--model", str(model), "--host", "127.0.0.1",
                                "--port", str(port), "--n_ctx", "2048"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
