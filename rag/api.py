@@ -7,13 +7,13 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Steps
-from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
-from .answer import answer_steps, direct_steps, first_piece_timed
+from .answer import answer_steps, direct_steps, first_piece_timed, second_read_prompt
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
@@ -28,6 +28,7 @@ from .generate import (
     Prompts,
     line_grammar,
 )
+from .guard import defuse_markers
 from .indexing import IndexReport, Log, run_index
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
@@ -241,7 +242,8 @@ class Pipeline:
         t = time.perf_counter()
         if s.answer_mode == "find":
             steps = answer_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
-                                 max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support)
+                                 max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support,
+                                 second_read=self._second_read(standalone) if s.second_read else None)
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
                                  max_tokens=s.max_answer_tokens, min_support=s.min_support)
@@ -251,6 +253,13 @@ class Pipeline:
         if outcome.rejected:
             timings["retries"] = len(outcome.rejected)
         yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations)
+
+    def _second_read(self, question: str) -> Callable[[Passage], list[dict[str, str]]]:
+        """The messages asking the question again over one passage alone (answer.answer_steps)."""
+        def messages(passage: Passage) -> list[dict[str, str]]:
+            return [{"role": "user", "content": self.prompts.render(
+                "second_read.txt", passage=defuse_markers(second_read_prompt(passage)), question=question)}]
+        return messages
 
     def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date) -> list[dict[str, str]]:
         return [self._system_message(),

@@ -102,6 +102,7 @@ class Settings:
     context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
     answer_mode: str = "find"  # "find": passage number and answer words first, checked, one retry; "direct"
+    second_read: bool = True  # find mode: the model reads the cited passage alone again; "none" rejects the draft
     min_support: float = 0.5  # a sentence whose cited passage supports less than this is unsupported
 
     def __post_init__(self) -> None:
@@ -178,4 +179,10 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
         raise ConfigError(f"RAG_{name.upper()}={raw!r} is not a {kind}; set it to a number") from None
     if kind == "Path":
         return Path(raw).expanduser()
+    if kind == "bool":
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"RAG_{name.upper()}={raw!r} is not a yes/no value; set it to 1 or 0")
     return raw

@@ -124,6 +124,11 @@ _EXPLICIT_DAY = re.compile(
     r"|\d{4}-\d\d-\d\d|\d{1,2}月\d{1,2}日", re.I)
 
 
+def without_present_words(question: str) -> str:
+    """The question with its present-time words ("this week", "recently") blanked: what is left is its topic."""
+    return _PRESENT.sub(" ", question)
+
+
 def asks_about_present(question: str) -> bool:
     """Does the question ask about the time around its as-of date ("this week", "recently", "now")?"""
     return bool(_PRESENT.search(question))

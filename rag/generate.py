@@ -22,6 +22,7 @@ PROMPT_FIELDS: dict[str, frozenset[str]] = {
     "find.txt": frozenset({"no_answer"}),
     "answer.txt": frozenset({"passages", "question", "today"}),
     "rewrite.txt": frozenset({"history", "question"}),
+    "second_read.txt": frozenset({"passage", "question"}),
 }
 
 

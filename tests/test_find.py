@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rag import NO_ANSWER, Settings
-from rag.answer import Draft, absent_name, answer_pieces, check, parse_draft, restates
+from rag.answer import (
+    SECOND_READ_GRAMMAR,
+    Draft,
+    absent_name,
+    answer_pieces,
+    check,
+    parse_draft,
+    relation_words,
+    restates,
+)
 from rag.context import Passage
+from rag.errors import ConfigError
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
@@ -40,9 +52,41 @@ def test_the_words_are_pointed_at_the_passage_that_holds_them() -> None:
     assert reason is None and draft.number == 2
     assert check(Draft(1, "a silver crown"), passages, QUESTION)[1] == "absent"
     assert check(Draft(2, "the museum"), passages, QUESTION)[1] == "restates"
-    # the words stand where the passage speaks of something else: not where the question's words are
-    reopened = [_passage(1, "The museum reopened on Friday, 42 days after the theft.")]
-    assert check(Draft(1, "42 days"), reopened, "What did thieves steal from the museum?")[1] == "unsupported"
+
+
+def test_a_passage_that_says_nothing_of_what_is_asked_does_not_answer_it() -> None:
+    chair = [_passage(1, "Maria Olsen, who chairs the Harbour Trust, opened the new pier on Friday.", "Pier")]
+    assert relation_words("Who founded the Harbour Trust this week?") == ["found"]  # names and time words left out
+    assert check(Draft(1, "Maria Olsen"), chair, "Who founded the Harbour Trust?")[1] == "unrelated"
+    founder = [_passage(1, "Maria Olsen, the founder of the Harbour Trust, opened the new pier on Friday.", "Pier")]
+    assert check(Draft(1, "Maria Olsen"), founder, "Who founded the Harbour Trust?")[1] is None  # founder ~ founded
+    assert check(Draft(1, "Maria Olsen"), chair, "Who opened the pier?")[1] is None
+
+
+def test_a_second_read_of_the_passage_alone_must_find_an_answer(indexed: Settings) -> None:
+    pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
+                                      "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: none",
+                                      "Source: [1]\nAnswer: none")
+    answer = pipeline.ask(QUESTION)
+    assert answer.refused and answer.text == NO_ANSWER and len(gen.calls) == 3
+    second = gen.calls[1]
+    assert len(second) == 1 and QUESTION in second[0]["content"] and "gold coins" in second[0]["content"]
+    assert "[1]" not in second[0]["content"]  # one passage, no numbers to confuse it
+    assert gen.grammars[1] == SECOND_READ_GRAMMAR
+    assert "does not state the answer" in gen.calls[2][-1]["content"]  # the retry says why
+    confirmed, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
+                                       "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: 42 gold coins")
+    assert not confirmed.ask(QUESTION).refused and len(gen.calls) == 2
+    unread, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0, second_read=False),
+                                    "Source: [1]\nAnswer: 42 Roman gold coins")
+    assert not unread.ask(QUESTION).refused and len(gen.calls) == 1
+
+
+def test_second_read_setting_reads_yes_and_no_words() -> None:
+    assert Settings.from_env({"RAG_SECOND_READ": "off"}).second_read is False
+    assert Settings.from_env({"RAG_SECOND_READ": "1"}).second_read is True
+    with pytest.raises(ConfigError, match="RAG_SECOND_READ"):
+        Settings.from_env({"RAG_SECOND_READ": "maybe"})
 
 
 def test_a_question_naming_what_no_passage_mentions_is_refused(indexed: Settings) -> None:
