@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .builder import Builder
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
+from .embed_choice import load_embedder, pick
 from .errors import IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
@@ -40,6 +42,7 @@ class IndexReport:
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
+    embedder_note: str = ""  # why this embedder, when it was chosen from the corpus's languages
     seconds: float = 0.0
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +56,8 @@ class IndexReport:
             "articles_added": self.articles_added,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
+            "embedder": {**self.manifest.get("embedder", {}), **({"note": self.embedder_note} if self.embedder_note
+                                                                   else {})},
             "seconds": round(self.seconds, 3),
             "counts": self.manifest.get("counts", {}),
         }
@@ -67,6 +72,8 @@ class IndexReport:
             f"embedded {self.chunks_embedded} chunks of {self.articles_added} new or changed articles; "
             f"removed {self.articles_removed} articles; {self.seconds:.1f} s",
         ]
+        if self.embedder_note:
+            lines.append(f"embedder: {self.manifest.get('embedder', {}).get('name')} ({self.embedder_note})")
         lines += [f"skipped {s.source}: {s.reason}" for s in self.skipped + self.skipped_lines[:SUMMARY_LINES]]
         if len(self.skipped_lines) > SUMMARY_LINES:
             lines.append(f"... and {len(self.skipped_lines) - SUMMARY_LINES} more skipped .jsonl lines "
@@ -80,9 +87,10 @@ def chunking_settings(settings: Settings) -> dict[str, Any]:
             "title_tokens": TITLE_TOKENS, "splitter": 1}
 
 
-def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bool = False,
+def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebuild: bool = False,
               log: Log | None = None) -> IndexReport:
-    """Bring the index at settings.index_dir up to date with the files under root."""
+    """Bring the index at settings.index_dir up to date with the files under root; embedder None picks one from
+    the corpus's languages (embed_choice.pick) for a new index, and keeps the one an existing index was built with."""
     started = time.perf_counter()
     say = log or (lambda _msg: None)
     root = Path(root).expanduser()
@@ -90,22 +98,43 @@ def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bo
         raise IngestError(f"{root} does not exist; give a folder (or file) of .txt/.md/.html/.jsonl articles")
     root = root.resolve()
     report = IndexReport(index_dir=Path(settings.index_dir))
-    builder = Builder(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
-                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
-                      nprobe=settings.ivf_nprobe, rebuild=rebuild)
+    builder = Builder(settings.index_dir, embedder_name=embedder.name if embedder else "",
+                      embedder_dim=embedder.dim if embedder else 0, chunking=chunking_settings(settings),
+                      ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, rebuild=rebuild)
     try:
         pending, seen = _scan(root, settings, builder, report, say)
+        if embedder is None:
+            embedder, report.embedder_note = choose_embedder(settings, builder, pending)
+            builder.embedder = {"name": embedder.name, "dim": embedder.dim}
+            say(f"embedder: {embedder.name} ({report.embedder_note})")
         _embed_and_add(pending, settings, embedder, builder, report, say)
         previous_paths = builder.known_paths() - seen
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
         report.articles_removed = builder.remove_unreferenced_articles()
-        report.manifest = builder.commit({"root": str(root)})
+        report.manifest = builder.commit({"root": str(root), "languages": builder.language_counts(),
+                                          **({"embedder_note": report.embedder_note} if report.embedder_note else {})})
     except BaseException:
         builder.abort()
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def choose_embedder(settings: Settings, builder: Builder, pending: list[Article]) -> tuple[Embedder, str]:
+    """The embedder for an index whose settings leave the choice to the corpus: the one the index was built with,
+    or for a new index the one embed_choice.pick names for the languages of its articles."""
+    languages = Counter(a.language for a in pending)
+    if builder.previous is not None:
+        name = str(builder.previous.get("embedder", {}).get("name", ""))
+        languages.update(builder.language_counts())
+        wanted, _ = pick(languages)
+        note = str(builder.previous.get("embedder_note") or "the one the index was built with")
+        if wanted != name:
+            note += f"; the articles' languages now call for {wanted}: rebuild with --rebuild to switch"
+        return load_embedder(settings, name), note
+    name, note = pick(languages)
+    return load_embedder(settings, name), note
 
 
 def _scan(root: Path, settings: Settings, builder: Builder, report: IndexReport,
