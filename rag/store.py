@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from . import faiss_index
+from .cjk import bm25_search_cjk, has_cjk
 from .errors import IndexCorruptError, IndexNotFoundError
 from .lexical import affordable_terms, bm25_search, fts_terms, stemmer, term_frequencies
 from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
@@ -141,8 +142,12 @@ class Store:
         index costs tens of milliseconds per 100k chunks holding it. With postings_budget > 0, terms are taken
         rarest first while the chunks holding them add up to at most the budget (the rarest is always kept);
         the common words left out weigh little in BM25 anyway, and the dense side still sees the whole question."""
+        if allowed is not None and not allowed:
+            return []
+        if has_cjk(question):  # Chinese or Japanese: matched by trigrams in chunks_fts_cjk (cjk.py)
+            return bm25_search_cjk(self.db, question, top_n, allowed)
         terms = fts_terms(question)
-        if not terms or (allowed is not None and not allowed):
+        if not terms:
             return []
         if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
             terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
