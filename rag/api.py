@@ -12,11 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
+from . import embed_choice
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .dates import Date, format_day, parse_as_of
-from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
+from .embed import Embedder
 from .errors import ConfigError
 from .generate import (
     Generator,
@@ -27,6 +28,7 @@ from .generate import (
     line_grammar,
 )
 from .indexing import IndexReport, Log, run_index
+from .languages import answer_rule, no_answer, question_language
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
 from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
@@ -51,9 +53,8 @@ _DONE = object()  # the answering thread has finished
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings name (default: packaged all-MiniLM-L6-v2)."""
-    return SentenceTransformerEmbedder(settings.embed_model, batch_size=settings.embed_batch_size,
-                                       threads=settings.threads, query_threads=settings.generate_threads)
+    """The embedder the settings name; by default the one the index was built with (embed_choice.py)."""
+    return embed_choice.load_embedder(settings)
 
 
 def build_index(path: str | Path | None = None, *, settings: Settings | None = None,
@@ -61,7 +62,9 @@ def build_index(path: str | Path | None = None, *, settings: Settings | None = N
     """Index (or bring up to date) the articles under path; None indexes the bundled sample corpus."""
     settings = settings or Settings.from_env()
     root = Path(path) if path is not None else SAMPLE_CORPUS_DIR
-    return run_index(root, settings, embedder or load_embedder(settings), rebuild=rebuild, log=log)
+    if embedder is None and not embed_choice.is_auto(settings):
+        embedder = load_embedder(settings)
+    return run_index(root, settings, embedder, rebuild=rebuild, log=log)  # None: chosen from the languages
 
 
 def index_info(settings: Settings | None = None, *, check: bool = False) -> dict[str, Any]:
@@ -119,7 +122,7 @@ class Pipeline:
     def store(self) -> Store:
         """The live index, reopened when a newer build has been swapped in."""
         if self._store is None or self._store.is_stale():
-            name = self._embedder.name if self._embedder else resolve_embed_model(self.settings.embed_model)[1]
+            name = self._embedder.name if self._embedder else embed_choice.expected_name(self.settings)
             dim = self._embedder.dim if self._embedder else None
             store = Store(self.settings.index_dir, embedder_name=name, embedder_dim=dim)
             if self._store is not None:
@@ -211,6 +214,8 @@ class Pipeline:
                         as_of=as_of)
         timings["retrieval_s"] = round(time.perf_counter() - t, 3)
         yield hits
+        language = question_language(question)  # the answer, and its refusal, are written in it
+        refusal = no_answer(language)
 
         def finish(answer_text: str, refused: bool, **extra: Any) -> Answer:
             timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -219,35 +224,38 @@ class Pipeline:
                           note=note, as_of=as_of.isoformat(), **extra)
 
         if not self._relevant(standalone, hits):
-            yield finish(NO_ANSWER, True)  # nothing relevant: the model is not called
+            yield finish(refusal, True)  # nothing relevant: the model is not called
             return
         t = time.perf_counter()
         passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
                                   max_passages=s.context_passages)
-        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone, as_of),
+        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone, as_of,
+                                                                                            language),
                                           self.generator.count_tokens, self._room(s.max_answer_tokens))
         timings["context_s"] = round(time.perf_counter() - t, 3)
         if not passages:  # not one sentence fits beside the question: nothing to answer from
-            yield finish(NO_ANSWER, True)
+            yield finish(refusal, True)
             return
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
         pieces: list[str] = []
         t = time.perf_counter()
         for piece in self.generator.stream(messages, max_tokens=s.max_answer_tokens,
-                                           grammar=answer_grammar(len(passages), NO_ANSWER)):
+                                           grammar=answer_grammar(len(passages), refusal)):
             if not pieces:
                 timings["ttft_s"] = round(time.perf_counter() - started, 3)
             pieces.append(piece)
             yield piece
         timings["generation_s"] = round(time.perf_counter() - t, 3)
         answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support,
-                                                         question=standalone)
-        yield finish(answer_text, refused, sentences=sentences, citations=citations)
+                                                         question=standalone, embedder=self.embedder)
+        yield finish(refusal if refused else answer_text, refused, sentences=sentences, citations=citations)
 
-    def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date) -> list[dict[str, str]]:
+    def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date,
+                         language: str = "en") -> list[dict[str, str]]:
         return [self._system_message(),
                 {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
-                                                                 question=question, today=format_day(as_of))}]
+                                                                 question=question, today=format_day(as_of),
+                                                                 answer_language=answer_rule(language))}]
 
     def _room(self, answer_tokens: int) -> int:
         """Tokens of message text that fit the model's window beside its chat template and the answer."""

@@ -19,7 +19,7 @@ Message = dict[str, str]
 # Every prompt file, and the placeholders the code fills in; checked when a Pipeline starts.
 PROMPT_FIELDS: dict[str, frozenset[str]] = {
     "system.txt": frozenset({"no_answer"}),
-    "answer.txt": frozenset({"passages", "question", "today"}),
+    "answer.txt": frozenset({"passages", "question", "today", "answer_language"}),
     "rewrite.txt": frozenset({"history", "question"}),
 }
 
