@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .cjk import CJK_CHARS
 from .types import Article, Chunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -14,9 +15,10 @@ _ABBREVIATIONS = frozenset(
     "jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k u.n e.g i.e a.m p.m".split()
 )
 # A sentence ends at . ! ? … (plus closing quotes/brackets) before white space and a capital, digit or quote,
-# or right after CJK full stops.
+# or right after CJK full stops (full-width or half-width), or after ! ? … written straight before a CJK character
+# (Chinese text has no space after them).
 _LATIN_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s+[\"'“‘«(\[]?[\w¿¡])")
-_CJK_END = re.compile(r"[。！？]+[”’」』）]*")
+_CJK_END = re.compile(f"[。！？．｡]+[”’」』）]*|[!?…]+[”’」』）]*(?=[{CJK_CHARS}“‘「『（])")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

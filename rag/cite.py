@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import crosscheck
+from . import cjk, crosscheck
 from .chunk import split_sentences
 from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
@@ -60,9 +60,10 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%")."""
+    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%"); CJK as character
+    bigrams ("月球样品" → 月球 球样 样品)."""
+    out, text = cjk.split_bigrams(text)  # Chinese/Japanese has no spaces: its words are character pairs
     words = re.findall(r"[\w.$%]+", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
-    out = []
     for w in words:
         w = w.strip(".")
         if w and w not in _STOP:

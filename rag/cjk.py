@@ -32,6 +32,12 @@ def bigrams(run: str) -> list[str]:
     return [run[i:i + 2] for i in range(len(run) - 1)] or [run]
 
 
+def split_bigrams(text: str) -> tuple[list[str], str]:
+    """(the character bigrams of the text's CJK runs, the text with those runs blanked out)."""
+    grams = [g for run in CJK_RUN.findall(text) for g in bigrams(run)]
+    return grams, CJK_RUN.sub(" ", text) if grams else text
+
+
 def trigram_terms(question: str) -> list[str]:
     """What a question asks of the trigram table, each once: the overlapping three-character pieces of its CJK
     runs, and its Latin words and numbers of three or more characters (FTS5's trigram index matches nothing
@@ -42,6 +48,20 @@ def trigram_terms(question: str) -> list[str]:
         terms.extend(pieces)
     terms.extend(w.lower() for w in _LATIN.findall(CJK_RUN.sub(" ", question)))
     return list(dict.fromkeys(t for t in terms if len(t) >= 3))
+
+
+def without_cjk(text: str) -> str:
+    return CJK_RUN.sub(" ", text)
+
+
+def merge(first: list[tuple[int, float]], second: list[tuple[int, float]], top_n: int) -> list[tuple[int, float]]:
+    """Two BM25 lists of different tables as one: each score over its list's best, summed, best first."""
+    scores: dict[int, float] = {}
+    for hits in (first, second):
+        top = max((s for _, s in hits), default=0.0) or 1.0
+        for rowid, score in hits:
+            scores[rowid] = scores.get(rowid, 0.0) + score / top
+    return sorted(scores.items(), key=lambda item: -item[1])[:top_n]
 
 
 def bm25_search_cjk(db: sqlite3.Connection, question: str, top_n: int,

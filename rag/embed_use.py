@@ -27,7 +27,8 @@ class UniversalSentenceEncoderEmbedder:
     name = USE_NAME
     dim = 512
     multilingual = True  # its cosines compare sentences across languages (crosscheck.py)
-    # The network averages over every piece, so nothing is ever cut off; this only bounds a chunk's size.
+    # The network averages over every piece, so nothing is ever cut off; this only bounds a chunk's size (chunks
+    # of ~100 pieces instead of 200 found fewer gold passages: tests/data/crosslingual hits@5 0.83 against 0.89).
     max_tokens = 512
 
     def __init__(self, *, threads: int = 0) -> None:

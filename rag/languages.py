@@ -63,6 +63,13 @@ def question_language(question: str) -> str:
     return str(code) if confidence >= MIN_CONFIDENCE and code in table() else DEFAULT
 
 
+@lru_cache(maxsize=1)
+def foreign_stopwords() -> frozenset[str]:
+    """Function words of French, German, Spanish, Portuguese and Italian (rag/data/stopwords.json)."""
+    raw: dict[str, str] = json.loads(resources.files("rag").joinpath("data/stopwords.json").read_text("utf-8"))
+    return frozenset(w for code, words in raw.items() if not code.startswith("_") for w in words.split())
+
+
 def no_answer(language: str) -> str:
     """The refusal sentence in that language (English for a language the table lacks)."""
     entries = table()

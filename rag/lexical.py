@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from .languages import foreign_stopwords
 from .words import STOPWORDS
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (builder.py's schema)
@@ -29,7 +30,8 @@ def fts_terms(question: str) -> list[str]:
     """The question's content words, lower-cased, each once, in order."""
     seen: list[str] = []
     for w in re.findall(r"\w+", fts_text(question).lower()):
-        if w not in STOPWORDS and w not in seen and (len(w) > 1 or _CJK.match(w) or w.isdigit()):
+        if w not in STOPWORDS and w not in foreign_stopwords() and w not in seen and (
+                len(w) > 1 or _CJK.match(w) or w.isdigit()):
             seen.append(w)
     return seen
 

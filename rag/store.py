@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from . import faiss_index
-from .cjk import bm25_search_cjk, has_cjk
+from .cjk import bm25_search_cjk, has_cjk, merge, without_cjk
 from .errors import IndexCorruptError, IndexNotFoundError
 from .lexical import affordable_terms, bm25_search, fts_terms, stemmer, term_frequencies
 from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
@@ -144,14 +144,15 @@ class Store:
         the common words left out weigh little in BM25 anyway, and the dense side still sees the whole question."""
         if allowed is not None and not allowed:
             return []
-        if has_cjk(question):  # Chinese or Japanese: matched by trigrams in chunks_fts_cjk (cjk.py)
-            return bm25_search_cjk(self.db, question, top_n, allowed)
-        terms = fts_terms(question)
+        cjk = bm25_search_cjk(self.db, question, top_n, allowed) if has_cjk(question) else None
+        terms = fts_terms(without_cjk(question) if cjk is not None else question)
         if not terms:
-            return []
+            return cjk or []
         if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
             terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
-        return bm25_search(self.db, terms, top_n, allowed)
+        found = bm25_search(self.db, terms, top_n, allowed)
+        # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts (cjk.py)
+        return found if cjk is None else merge(cjk, found, top_n)
 
     @guarded
     def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
