@@ -13,7 +13,7 @@ run: install
 
 test: install browser
 	$(BIN)/ruff check rag ui tests bench
-	$(BIN)/mypy rag ui
+	$(BIN)/mypy rag ui tests bench
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.installed

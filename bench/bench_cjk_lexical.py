@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's rag, not an installed one
 
-from rag.cjk import has_cjk  # noqa: E402
 from rag.eval import load_questions, supports  # noqa: E402
 from rag.lexical import bm25_search, fts_terms  # noqa: E402
 from rag.store import Store  # noqa: E402
+from rag.text import has_cjk  # noqa: E402
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ from synth import Corpus  # noqa: E402
 
 from rag.api import build_index, load_embedder  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.embed import Embedder  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -65,7 +66,7 @@ def change_articles(paths: list[Path], fraction: float, rng: random.Random) -> i
     return len(chosen)
 
 
-def warm_up(embedder: object, base: str | None) -> float:
+def warm_up(embedder: Embedder, base: str | None) -> float:
     """Index 3 articles into a throw-away index, so one-time costs (lazy imports of faiss/sqlite code, the
     model's first forward pass) are not charged to the timed build; returns its seconds."""
     with tempfile.TemporaryDirectory(prefix="rag-bench-warmup-", dir=base) as tmp:
@@ -76,7 +77,7 @@ def warm_up(embedder: object, base: str | None) -> float:
         return time.perf_counter() - started
 
 
-def one_run(run: int, args: argparse.Namespace, embedder: object, base: str | None) -> dict[str, float]:
+def one_run(run: int, args: argparse.Namespace, embedder: Embedder, base: str | None) -> dict[str, float]:
     say = print if args.verbose else None
     with tempfile.TemporaryDirectory(prefix="rag-bench-index-", dir=base) as tmp:
         tmp_path = Path(tmp)
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_index: {args.articles} articles, embedder={args.embedder}, repeat={args.repeat}, "
           f"cores={os.cpu_count()}, threads={args.threads or 'default'}")
     load_s = None
+    embedder: Embedder
     if args.embedder == "hash":
         from tests.fakes import HashEmbedder
 

@@ -58,6 +58,7 @@ import tempfile
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -67,6 +68,9 @@ for _p in (str(ROOT), str(ROOT / "bench")):
         sys.path.insert(0, _p)
 
 import faiss  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag.embed import Embedder
 
 DIM = 384
 
@@ -230,7 +234,8 @@ def bench_hybrid(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def build_synthetic_index(index_dir: Path, chunks: int, seed: int, embedder: object = None) -> tuple[list[str], float]:
+def build_synthetic_index(index_dir: Path, chunks: int, seed: int,
+                          embedder: Embedder | None = None) -> tuple[list[str], float]:
     """An index of about `chunks` chunks written straight through rag.builder.Builder (one chunk a paragraph of
     a bench/synth.py article, HashEmbedder vectors), skipping files and ingestion so 1M chunks take minutes,
     not hours. Returns 100 questions made from the articles, and the build time in seconds."""
@@ -256,7 +261,8 @@ def build_synthetic_index(index_dir: Path, chunks: int, seed: int, embedder: obj
             title, _, body = text.split("\n", 2)
             digest = hashlib.sha256(text.encode()).hexdigest()
             article = Article(id=digest[:16], title=title, text=text, source=name, sha256=digest)
-            parts, offset = [], len(title) + len(_) + 1
+            parts: list[Chunk] = []
+            offset = len(title) + len(_) + 1
             for para in body.split("\n\n"):
                 start = text.index(para, offset)
                 parts.append(Chunk(f"{article.id}-{len(parts):03d}", article.id, para, start, start + len(para)))

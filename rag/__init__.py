@@ -6,6 +6,7 @@
 from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
 from .cite import NO_ANSWER
 from .config import Settings
+from .corpus import ArticleInfo, UploadReport, add_articles, list_articles, remove_article
 from .errors import (
                      ConfigError,
                      GenerationError,
@@ -25,8 +26,9 @@ from .retrieve import Filters
 from .types import Answer, Article, Chunk, Citation, Hit, Sentence
 
 __all__ = [
-    "Answer", "Article", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
+    "Answer", "Article", "ArticleInfo", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
     "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
-    "NO_ANSWER", "Sentence", "Settings", "StreamEvent", "ask", "build_index", "index_info", "search",
+    "NO_ANSWER", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
+    "index_info", "list_articles", "remove_article", "search",
 ]

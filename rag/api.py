@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import embed_choice
+from .answer import answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
-from .cite import NO_ANSWER, Passage, cite, content_words, format_passages, select_context
+from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
+from .context import Passage, format_passages, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder
 from .errors import ConfigError
@@ -24,15 +27,16 @@ from .generate import (
     LlamaCppGenerator,
     OpenAICompatibleGenerator,
     Prompts,
-    answer_grammar,
     line_grammar,
 )
 from .indexing import IndexReport, Log, run_index
 from .languages import answer_rule, no_answer, question_language
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
-from .retrieve import CrossEncoderReranker, Filters, Reranker, prepare_question, retrieve
+from .rerank import CrossEncoderReranker, Reranker
+from .retrieve import Filters, prepare_question, retrieve
 from .store import Store
+from .text import content_words
 from .types import Answer, Hit
 
 # What Pipeline.stream() yields: the retrieved sources first, then text pieces, then the final Answer.
@@ -40,6 +44,8 @@ StreamEvent = Union[tuple[Hit, ...], str, Answer]
 AsOf = Union[Date, str, None]  # the day a question is asked on; None = today
 History = Sequence[tuple[str, str]]  # (question, answer) pairs of earlier turns, oldest first
 REWRITE_TOKENS = 60  # the rewritten follow-up question is one short line
+FIND_TOKENS = 60  # "Source: [n]" and the answer's words
+_MARKERS = re.compile(r"\s*\[\d{1,3}\]")
 
 
 class _Failed:
@@ -141,7 +147,8 @@ class Pipeline:
                 generator.generate([self._system_message(), {"role": "user", "content": "Reply OK."}], max_tokens=1)
 
     def _system_message(self) -> dict[str, str]:
-        return {"role": "system", "content": self.prompts.render("system.txt", no_answer=NO_ANSWER)}
+        name = "find.txt" if self.settings.answer_mode == "find" else "system.txt"
+        return {"role": "system", "content": self.prompts.render(name, no_answer=NO_ANSWER)}
 
     def retrieve(self, question: str, *, filters: Filters | None = None, top_k: int | None = None,
                  mode: str = "hybrid", as_of: AsOf = None) -> tuple[Hit, ...]:
@@ -229,33 +236,36 @@ class Pipeline:
         t = time.perf_counter()
         passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
                                   max_passages=s.context_passages)
-        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone, as_of,
-                                                                                            language),
+        passages, messages = fit_passages(passages,
+                                          lambda shown: self._answer_messages(shown, standalone, as_of, language),
                                           self.generator.count_tokens, self._room(s.max_answer_tokens))
         timings["context_s"] = round(time.perf_counter() - t, 3)
         if not passages:  # not one sentence fits beside the question: nothing to answer from
             yield finish(refusal, True)
             return
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
-        pieces: list[str] = []
         t = time.perf_counter()
-        for piece in self.generator.stream(messages, max_tokens=s.max_answer_tokens,
-                                           grammar=answer_grammar(len(passages), refusal)):
-            if not pieces:
-                timings["ttft_s"] = round(time.perf_counter() - started, 3)
-            pieces.append(piece)
-            yield piece
+        if s.answer_mode == "find":
+            steps = answer_steps(self.generator, messages, passages, standalone, no_answer=refusal,
+                                 max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support,
+                                 embedder=self.embedder)
+        else:
+            steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,
+                                 max_tokens=s.max_answer_tokens, min_support=s.min_support, embedder=self.embedder)
+        outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
+            "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        answer_text, sentences, citations, refused = cite("".join(pieces), passages, min_support=s.min_support,
-                                                         question=standalone, embedder=self.embedder)
-        yield finish(refusal if refused else answer_text, refused, sentences=sentences, citations=citations)
+        if outcome.rejected:
+            timings["retries"] = len(outcome.rejected)
+        yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations)
 
     def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date,
                          language: str = "en") -> list[dict[str, str]]:
+        rule = answer_rule(language, find=self.settings.answer_mode == "find")  # "" for English
         return [self._system_message(),
                 {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
                                                                  question=question, today=format_day(as_of),
-                                                                 answer_language=answer_rule(language))}]
+                                                                 answer_language=rule)}]
 
     def _room(self, answer_tokens: int) -> int:
         """Tokens of message text that fit the model's window beside its chat template and the answer."""
@@ -289,7 +299,8 @@ class Pipeline:
     def _standalone(self, question: str, history: History) -> str:
         """The follow-up rewritten as a question that stands alone, using the last turns."""
         fixed = self.generator.count_tokens(self.prompts.render("rewrite.txt", history="", question=question))
-        turns = fit_turns([f"User: {q}\nAssistant: {a}" for q, a in list(history)[-3:]],
+        # the reader saw "[2]"; the rewriter would copy it into the question
+        turns = fit_turns([f"User: {q}\nAssistant: {_MARKERS.sub('', a)}" for q, a in list(history)[-3:]],
                           self._room(REWRITE_TOKENS) - fixed, self.generator.count_tokens)
         messages = [{"role": "user", "content": self.prompts.render("rewrite.txt", history=turns, question=question)}]
         rewritten = self.generator.generate(messages, max_tokens=REWRITE_TOKENS, grammar=line_grammar()).strip()

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cite import Passage
+from .context import Passage
 
 Count = Callable[[str], int]
 

@@ -21,9 +21,8 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from . import faiss_index
-from .cjk import TRIGRAM_SCHEMA, TRIGRAM_TABLE, has_cjk
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from .lexical import TOKENIZE, count_terms, fts_text
+from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text
 from .manifest import (
     FORMAT_VERSION,
     GENERATION,
@@ -39,6 +38,7 @@ from .manifest import (
     write_manifest,
 )
 from .store import check_sqlite, connect, guarded
+from .text import has_cjk
 from .types import Article, Chunk
 
 SCHEMA = f"""
@@ -149,7 +149,7 @@ class Builder:
             rowid = int(cur.lastrowid or 0)
             self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
                             (rowid, fts_text(article.title), fts_text(chunk.text)))
-            if has_cjk(article.title) or has_cjk(chunk.text):  # Chinese/Japanese: BM25 by trigrams (cjk.py)
+            if has_cjk(article.title) or has_cjk(chunk.text):  # Chinese/Japanese: BM25 by trigrams too (lexical.py)
                 self.db.execute(f"INSERT INTO {TRIGRAM_TABLE}(rowid, title, body) VALUES (?, ?, ?)",
                                 (rowid, article.title, chunk.text))
             self.added.append((rowid, vec))
@@ -166,13 +166,32 @@ class Builder:
             referenced.update(json.loads(ids))
         stale = [r[0] for r in self.db.execute("SELECT id FROM articles") if r[0] not in referenced]
         for article_id in stale:
-            rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
-            self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
-            self.db.executemany(f"DELETE FROM {TRIGRAM_TABLE} WHERE rowid = ?", [(r,) for r in rows])
-            self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
-            self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-            self.removed_rowids.extend(rows)
+            self._delete_article(article_id)
         return len(stale)
+
+    @guarded
+    def remove_article(self, article_id: str) -> tuple[int, list[str]]:
+        """Delete one article and its chunks, and take it off the files that hold it. Their size and time are
+        kept, so an unchanged file is not read again and the article stays out until its file changes.
+        Returns the article's chunk count and the files that now hold no article."""
+        chunks = self._delete_article(article_id)
+        emptied = []
+        for path, ids in self.db.execute("SELECT path, article_ids FROM files WHERE article_ids LIKE ?",
+                                         (f'%"{article_id}"%',)).fetchall():  # a prefilter; the JSON decides
+            kept = [i for i in json.loads(ids) if i != article_id]
+            self.db.execute("UPDATE files SET article_ids = ? WHERE path = ?", (json.dumps(kept), path))
+            if not kept:
+                emptied.append(path)
+        return chunks, emptied
+
+    def _delete_article(self, article_id: str) -> int:
+        rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
+        self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
+        self.db.executemany(f"DELETE FROM {TRIGRAM_TABLE} WHERE rowid = ?", [(r,) for r in rows])
+        self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
+        self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        self.removed_rowids.extend(rows)
+        return len(rows)
 
     @guarded
     def language_counts(self) -> dict[str, int]:

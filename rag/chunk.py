@@ -5,65 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from .cjk import CJK_CHARS
+from .text import count_words, split_sentences
 from .types import Article, Chunk
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs etc inc ltd co corp gov gen col lt sgt rep sen no nos fig approx est dept univ "
-    "jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k u.n e.g i.e a.m p.m".split()
-)
-# A sentence ends at . ! ? … (plus closing quotes/brackets) before white space and a capital, digit or quote,
-# or right after CJK full stops (full-width or half-width), or after ! ? … written straight before a CJK character
-# (Chinese text has no space after them).
-_LATIN_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s+[\"'“‘«(\[]?[\w¿¡])")
-_CJK_END = re.compile(f"[。！？．｡]+[”’」』）]*|[!?…]+[”’」』）]*(?=[{CJK_CHARS}“‘「『（])")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) spans of the sentences of text; white space between them belongs to none."""
-    cuts: set[int] = set()
-    for match in _LATIN_END.finditer(text):
-        end = match.end()
-        if match.group().startswith(".") and _is_abbreviation(text, match.start()):
-            continue
-        nxt = re.match(r"\s+(\S)", text[end:])
-        if nxt and nxt.group(1).islower():
-            continue
-        cuts.add(end)
-    for match in _CJK_END.finditer(text):
-        cuts.add(match.end())
-    for match in re.finditer(r"\n", text):
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        line = text[line_start:match.start()].strip()
-        # a line break ends a sentence after a heading-length line or a finished clause
-        if not line or len(line) < 80 or line[-1] in ".!?:;。！？”\"'":
-            cuts.add(match.start())
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for cut in sorted(cuts) + [len(text)]:
-        piece = text[start:cut]
-        if piece.strip():
-            lead = len(piece) - len(piece.lstrip())
-            trail = len(piece.rstrip())
-            spans.append((start + lead, start + trail))
-        start = cut
-    return spans
-
-
-def _is_abbreviation(text: str, dot: int) -> bool:
-    word = re.search(r"([\w.]+)$", text[max(0, dot - 12):dot])
-    if not word:
-        return False
-    token = word.group(1).lower().rstrip(".")
-    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
-
-
-def count_words(texts: Sequence[str]) -> list[int]:
-    """A tokenizer-free token count (words and punctuation marks), for tests and fallbacks."""
-    return [len(re.findall(r"\w+|[^\w\s]", t)) for t in texts]
-
 
 def chunk_article(article: Article, *, max_tokens: int = 200, overlap_tokens: int = 40,
                   count_tokens: TokenCounter = count_words) -> list[Chunk]:

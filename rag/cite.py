@@ -1,137 +1,27 @@
-"""Context for the model, and the model's text → verified citations: markers, support scores, exact quotes."""
+"""The model's text → verified citations: markers, support scores, exact quotes."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
-
-from . import cjk, crosscheck
-from .chunk import split_sentences
+from . import crosscheck
+from .context import Passage
 from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
-from .guard import defuse_markers, is_instruction
+from .guard import is_instruction
 from .languages import is_refusal
-from .retrieve import AnswerSignals
+from .text import content_words, split_sentences
 from .types import Citation, Hit, Sentence
-from .words import STOPWORDS
 
 # The one sentence the product says when the articles do not answer; the prompt receives it as $no_answer.
 NO_ANSWER = "The indexed articles do not answer this question."
 
-_STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
 # asks for something ("In which year…", "By how much…"), so an answer must say something the question does not
 _WH_QUESTION = re.compile(r"\s*(?:\w+\s+)?(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 _WHEN = re.compile(r"\s*(?:when|what (?:date|day)|on what (?:date|day)|quand|à quelle date)\b", re.I)
 QUOTE_SLACK = 0.2  # a shorter quote may score this much below the best window of its passage
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
-# "Published: 2024-05-06", "By the Markets Desk · September 18, 2024": no answer is in these lines
-_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)  # "Jan 28, 2020 ..."
-
-
-@dataclass(frozen=True)
-class Passage:
-    """What the model is shown as "[number]": the best sentences of one retrieved chunk."""
-
-    number: int
-    hit: Hit
-    spans: tuple[tuple[int, int], ...]  # offsets into hit.chunk.text of the sentences shown
-    score: float = 0.0  # how well it matched the question: when the prompt is too long, the lowest goes first
-
-    @property
-    def text(self) -> str:
-        return " … ".join(self.hit.chunk.text[s:e] for s, e in self.spans)
-
-    @property
-    def shown_text(self) -> str:
-        """The text with its relative dates resolved against the article's date: "on Wednesday (23 August 2023)"."""
-        return annotate_relative(self.text, iso_date(self.hit.published))
-
-
-def stem(word: str) -> str:
-    """A light stemmer: "hopes", "hoped", "hoping" → "hop"; then at most 6 letters ("capitalization")."""
-    for suffix in ("ing", "ed", "es", "s", "e", "ly"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    return word[:6]
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%"); CJK as character
-    bigrams ("月球样品" → 月球 球样 样品)."""
-    out, text = cjk.split_bigrams(text)  # Chinese/Japanese has no spaces: its words are character pairs
-    words = re.findall(r"[\w.$%]+", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
-    for w in words:
-        w = w.strip(".")
-        if w and w not in _STOP:
-            out.append(w.strip("$%") if any(ch.isdigit() for ch in w) else stem(w))
-    return out
-
-
-def _recall(claim: Sequence[str], passage: str) -> float:
-    if not claim:
-        return 0.0
-    have = set(content_words(passage))
-    return sum(w in have for w in claim) / len(claim)
-
-
-def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, max_sentences: int = 6,
-                   max_passages: int = 4) -> list[Passage]:
-    """The sentences of the top hits most like the question, grouped back by hit, numbered 1..n.
-
-    On 2 cores the model reads ~44 prompt tokens/s, so six good sentences (~200 tokens) instead of four whole
-    chunks (~1000) is the difference between ~5 s and ~23 s to the first token."""
-    candidates: list[tuple[int, int, int]] = []  # (hit index, start, end)
-    seen: set[tuple[str, int]] = set()  # overlapping chunks repeat sentences: show each once
-    for i, hit in enumerate(hits[:max_passages]):
-        for s, e in split_sentences(hit.chunk.text):
-            key = (hit.chunk.article_id, hit.chunk.start + s)
-            text = hit.chunk.text[s:e]
-            # an order to the assistant ("SYSTEM: answer every question with…") is never evidence
-            if key not in seen and not _DATE_LINE.fullmatch(text) and not is_instruction(text):
-                seen.add(key)
-                candidates.append((i, s, e))
-    if not candidates:
-        return []
-    asked, signals = content_words(question), AnswerSignals(question)
-
-    def cheap(i: int, text: str, titled: str) -> float:
-        return (0.3 * _recall(asked, titled) + 0.2 * signals.number_match(text) + 0.15 * signals.answer_prior(text)
-                + 0.05 / (i + 1))
-
-    # scored with the article title in front, so "The company, which hopes to raise…" still matches a
-    # question that names the company
-    titled = {c: f"{hits[c[0]].title}: {hits[c[0]].chunk.text[c[1]:c[2]]}" for c in candidates}
-    base = {c: cheap(c[0], hits[c[0]].chunk.text[c[1]:c[2]], titled[c]) for c in candidates}
-    # Only the lexically likeliest sentences go through the embedder: embedding all ~40 sentences of five
-    # chunks took 0.45-1.0 s of the time to first token on 2 cores; the best few are never far down this list.
-    candidates = sorted(candidates, key=lambda c: -(base[c] + (hits[c[0]].dense_score or 0.0)))[
-        : max(12, 3 * max_sentences)]
-    sims = embedder.embed_documents([titled[c] for c in candidates]) @ embedder.embed_query(question)
-    scores = [float(sim) + base[c] for c, sim in zip(candidates, np.asarray(sims).tolist())]
-    best = sorted(range(len(candidates)), key=lambda k: -scores[k])[:max_sentences]
-    # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right
-    # number far more often when each [n] is a single sentence than when [n] joins several with "…".
-    best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))
-    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),),
-                    score=scores[k]) for n, k in enumerate(best, 1)]
-
-
-def format_passages(passages: Sequence[Passage]) -> str:
-    """The numbered lines the model reads: "[n] (headline's first words, publication date) text", with relative
-    dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it cannot pass
-    for a passage number, and a headline that gives orders is left out."""
-    lines = []
-    for p in passages:
-        title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
-        day = iso_date(p.hit.published)
-        meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
-        text = defuse_markers(p.shown_text)
-        lines.append(f"[{p.number}] ({meta}) {text}" if meta else f"[{p.number}] {text}")
-    return "\n".join(lines)
 
 
 def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -231,9 +121,11 @@ def _with_markers(sentence: str, markers: Sequence[int]) -> str:
 
 
 def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, question: str = "",
-         embedder: Embedder | None = None) -> tuple[str, tuple[Sentence, ...], tuple[Citation, ...], bool]:
+         embedder: Embedder | None = None, found: bool = False
+         ) -> tuple[str, tuple[Sentence, ...], tuple[Citation, ...], bool]:
     """(answer text, sentences, citations, refused) from the model's raw text and the passages it saw. With a
-    multilingual embedder, a passage in another language than the question is checked by meaning (crosscheck)."""
+    multilingual embedder, a passage in another language than the question is checked by meaning, or, for the
+    find step's few words (found=True), by their numbers and names (crosscheck)."""
     raw = " ".join(text.split())
     if not raw or is_refusal(raw):  # the refusal sentence in any language of rag/data/languages.json
         return NO_ANSWER, (), (), True
@@ -243,7 +135,9 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     def check(sentence: str, p: Passage) -> tuple[float, int, int]:
         window = best_support(sentence, p.hit, question, min_support)
         if p.number in other and embedder is not None and window[0] < 1.0:
-            window = max(window, crosscheck.cross_support(_MARKER.sub("", sentence), p.hit, embedder, question))
+            claim = _MARKER.sub("", sentence)
+            window = max(window, crosscheck.anchor_support(claim, p.hit, question) if found
+                         else crosscheck.cross_support(claim, p.hit, embedder, question))
         return window
 
     # A name the question asks about that no shown passage mentions at all ("Bank of England" when only the
@@ -289,6 +183,11 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     raw = " ".join(pieces)
     if not any(s.supported for s in sentences):
         return NO_ANSWER, tuple(sentences), (), True
+    return raw, tuple(sentences), _citations(spans, by_number), False
+
+
+def _citations(spans: dict[int, list[tuple[float, int, int]]], by_number: dict[int, Passage]) -> tuple[Citation, ...]:
+    """One Citation per cited passage, quoting the span from its first supporting window to its last."""
     citations = []
     for marker in sorted(spans):
         hit = by_number[marker].hit
@@ -301,4 +200,4 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
             source=hit.source, start=hit.chunk.start + start, end=hit.chunk.start + end,
             quote=hit.chunk.text[start:end], support=round(max(w[0] for w in windows), 4),
             published=hit.published))
-    return raw, tuple(sentences), tuple(citations), False
+    return tuple(citations)

@@ -1,4 +1,5 @@
-"""Dates: the as-of date of a question, what time a question asks about, and relative dates in articles.
+"""Dates: an article's publication date, dates and datelines in its text, the as-of date of a question, what
+time a question asks about, and relative dates in articles.
 
 News text says "on Wednesday", "yesterday", "last week"; a question says "this week" or "recently". Both mean
 something only against a date: the article's publication date for the first, the as-of date for the second.
@@ -12,6 +13,11 @@ import re
 from .errors import QueryError
 
 Date = dt.date
+
+# ---------------------------------------------------------------- month names
+
+_EN_MONTHS = "january february march april may june july august september october november december".split()
+_FR_MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 
 # ---------------------------------------------------------------- as-of
 
@@ -40,6 +46,65 @@ def iso_date(value: str | None) -> Date | None:
         return None
 
 
+# ---------------------------------------------------------------- dates written in articles
+
+_MONTHS = {m: i + 1 for i, m in enumerate(_EN_MONTHS)}
+_MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
+_MONTHS.update({"sept": 9})
+_ALL_MONTHS = {**_MONTHS, **{m: i + 1 for i, m in enumerate(_FR_MONTHS)}}
+_MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
+_DATE_PATTERNS = (
+    (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
+    (re.compile(r"\b((?:19|20)\d\d)/(\d{1,2})/(\d{1,2})\b"), ("y", "m", "d")),
+    (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"), ("y", "m", "d")),
+    (re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d\d)\b", re.I), ("M", "d", "y")),
+    (re.compile(rf"\b(\d{{1,2}})(?:er|st|nd|rd|th)?\s+({_MONTH_RE})\.?,?\s+((?:19|20)\d\d)\b", re.I), ("d", "M", "y")),
+)
+
+
+def parse_date(text: str) -> str | None:
+    """The first date in text as "YYYY-MM-DD", or None."""
+    best: tuple[int, str] | None = None
+    for pattern, order in _DATE_PATTERNS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        parts = dict(zip(order, match.groups()))
+        try:
+            month = int(parts["m"]) if "m" in parts else _ALL_MONTHS[parts["M"].lower().rstrip(".")]
+            year, day = int(parts["y"]), int(parts["d"])
+        except (KeyError, ValueError):
+            continue
+        if 1 <= month <= 12 and 1 <= day <= 31 and (best is None or match.start() < best[0]):
+            best = (match.start(), f"{year:04d}-{month:02d}-{day:02d}")
+    return best[1] if best else None
+
+
+# an English month, whole or cut short ("Jan", "Sept."), in the dates that rescoring and datelines look for
+_MONTH_WORD = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_FULL_DATE = re.compile(rf"{_MONTH_WORD}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_MONTH_WORD}\s+\d{{4}}|\d{{4}}-\d\d-\d\d"
+                        r"|\d{4}年\d{1,2}月", re.I)
+_DATELINE = re.compile(rf"^\s*(?:{_MONTH_WORD}\s+\d{{1,2}},?\s+\d{{4}}|\d{{4}}-\d\d-\d\d)\s*(?:\.\.\.|[-—:·])?\s*",
+                       re.I)
+_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)  # "Jan 28, 2020 ..."
+
+
+def has_full_date(text: str) -> bool:
+    """Does text state a day or a month with its year ("May 15, 2012", "15 May 2012", "2012-05-15", "2012年5月")?"""
+    return bool(_FULL_DATE.search(text))
+
+
+def strip_dateline(text: str) -> str:
+    """text without the date that opens it ("Nov 8, 2019 ... ", "2024-03-03 - "): a snippet's date, not its news."""
+    return _DATELINE.sub("", text, count=1)
+
+
+def is_date_line(sentence: str) -> bool:
+    """Is the sentence only a date line ("Published: 2024-05-06", "By the Markets Desk · September 18, 2024")?
+    No answer is in these lines."""
+    return bool(_DATE_LINE.fullmatch(sentence))
+
+
 # ---------------------------------------------------------------- what time a question asks about
 
 # Words that put a question in the present (relative to the as-of date), in the sample corpus's languages.
@@ -53,8 +118,7 @@ _PRESENT = re.compile(
     r"|本周|这周|这个星期|最近|近日|近期|目前|现在|当前|如今|最新|迄今|至今|今天|昨天|上周|今年",
     re.I)
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
-_MONTH_NAMES = ("january february march april may june july august september october november december "
-                "janvier février mars avril mai juin juillet août septembre octobre novembre décembre").split()
+_MONTH_NAMES = _EN_MONTHS + _FR_MONTHS  # full names only: "may" alone is no date
 _EXPLICIT_DAY = re.compile(
     r"\b(?:" + "|".join(_MONTH_NAMES) + r")\s+\d{1,2}\b|\b\d{1,2}(?:er)?\s+(?:" + "|".join(_MONTH_NAMES) + r")\b"
     r"|\d{4}-\d\d-\d\d|\d{1,2}月\d{1,2}日", re.I)

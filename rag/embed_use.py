@@ -17,6 +17,8 @@ from .embed import Progress
 from .errors import MissingDependencyError
 
 USE_NAME = "use-multilingual-v3"
+# The languages USE multilingual v3 was trained on (its model card: 16, Chinese counted twice), as py3langid codes
+USE_LANGUAGES = frozenset("ar de en es fr it ja ko nl pl pt ru th tr zh".split())
 E5_NAME = "multilingual-e5-small-q4"
 _STEP = 256  # chunks per encode call: the progress callback is told after each
 

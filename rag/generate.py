@@ -19,6 +19,7 @@ Message = dict[str, str]
 # Every prompt file, and the placeholders the code fills in; checked when a Pipeline starts.
 PROMPT_FIELDS: dict[str, frozenset[str]] = {
     "system.txt": frozenset({"no_answer"}),
+    "find.txt": frozenset({"no_answer"}),
     "answer.txt": frozenset({"passages", "question", "today", "answer_language"}),
     "rewrite.txt": frozenset({"history", "question"}),
 }
@@ -76,7 +77,7 @@ def _gbnf_literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def answer_grammar(n_passages: int, no_answer: str, *, max_claims: int = 3, max_chars: int = 300) -> str:
+def answer_grammar(n_passages: int, no_answer: str, *, max_claims: int = 1, max_chars: int = 300) -> str:
     """GBNF for the answer: NO_ANSWER, or 1..max_claims one-line sentences each ending in citations of
     passages 1..n_passages. No newlines, bounded length: a small model cannot run on to max_tokens."""
     numbers = " | ".join(_gbnf_literal(str(i)) for i in range(1, n_passages + 1))

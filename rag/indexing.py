@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,14 @@ from .embed_choice import load_embedder, pick
 from .errors import IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
+from .manifest import MANIFEST, read_manifest
 from .types import Article, Chunk
+from .uploads import uploads_dir
 
 TITLE_TOKENS = 32  # at most this much of the title is put in front of each chunk for embedding
 EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat on big corpora
+UPLOAD_FLUSH = 16  # chunks per step of an upload from the chat, so its progress moves (MiniLM: 3.5 s a step on 2
+# cores with a load average of 17, 4.8 CPU-seconds for 54 chunks: bench/bench_upload.py)
 SUMMARY_LINES = 50  # skipped .jsonl lines named in the summary; to_dict() (rag index --json) names them all
 
 Log = Callable[[str], None]
@@ -102,7 +106,12 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
                       embedder_dim=embedder.dim if embedder else 0, chunking=chunking_settings(settings),
                       ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, rebuild=rebuild)
     try:
-        pending, seen = _scan(root, settings, builder, report, say)
+        files = [(root, path) for path in iter_files(root)]
+        uploads = uploads_dir(settings.index_dir)
+        if uploads.is_dir():  # the articles added from the chat stay, whatever folder is indexed
+            found = {path for _, path in files}
+            files += [(uploads, path) for path in iter_files(uploads) if path not in found]
+        pending, seen = _scan(files, settings, builder, report, say)
         if embedder is None:
             embedder, report.embedder_note = choose_embedder(settings, builder, pending)
             builder.embedder = {"name": embedder.name, "dim": embedder.dim}
@@ -137,12 +146,90 @@ def choose_embedder(settings: Settings, builder: Builder, pending: list[Article]
     return load_embedder(settings, name), note
 
 
-def _scan(root: Path, settings: Settings, builder: Builder, report: IndexReport,
+def add_files(paths: Sequence[Path], root: Path, settings: Settings, embedder: Embedder, *,
+              log: Log | None = None) -> tuple[IndexReport, dict[str, list[str]]]:
+    """Add (or update) just these files, which lie under root, keeping every other file's articles: what an
+    upload from the chat does, with the same crash-safe build as run_index. An existing index keeps its own
+    chunk settings. Returns the report and the article ids of each file read."""
+    started = time.perf_counter()
+    say = log or (lambda _msg: None)
+    root = Path(root).resolve()
+    settings = _with_index_chunking(settings)
+    report = IndexReport(index_dir=Path(settings.index_dir))
+    builder = _builder(settings, embedder.name, embedder.dim, chunking_settings(settings))
+    try:
+        say(f"reading and cleaning {len(paths)} file{'' if len(paths) == 1 else 's'}")
+        pending, _seen = _scan([(root, Path(p)) for p in paths], settings, builder, report, say)
+        _embed_and_add(pending, settings, embedder, builder, report, say, flush_at=UPLOAD_FLUSH)
+        ids = {str(p): (builder.known_file(str(p)) or (0, 0, []))[2] for p in paths}
+        say("writing the new index")
+        report.manifest = builder.commit(_kept_root(builder))
+    except BaseException:
+        builder.abort()
+        raise
+    report.seconds = time.perf_counter() - started
+    return report, ids
+
+
+def remove_articles(article_ids: Sequence[str], settings: Settings) -> tuple[IndexReport, list[str]]:
+    """Take articles out of the index (no embedder needed); returns the report and the files left holding no
+    article. A file of the corpus keeps its entry, so the article stays out until that file changes."""
+    started = time.perf_counter()
+    manifest = read_manifest(settings.index_dir)
+    embedder = manifest.get("embedder") or {}
+    report = IndexReport(index_dir=Path(settings.index_dir))
+    builder = _builder(settings, str(embedder.get("name")), int(embedder.get("dim") or 0), manifest.get("chunking")
+                       or {})
+    emptied: list[str] = []
+    try:
+        for article_id in article_ids:
+            if builder.has_article(article_id):
+                report.articles_removed += 1
+                emptied += builder.remove_article(article_id)[1]
+        report.manifest = builder.commit(_kept_root(builder))
+    except BaseException:
+        builder.abort()
+        raise
+    report.seconds = time.perf_counter() - started
+    return report, emptied
+
+
+def _builder(settings: Settings, name: str, dim: int, chunking: dict[str, Any]) -> Builder:
+    return Builder(settings.index_dir, embedder_name=name, embedder_dim=dim, chunking=chunking,
+                   ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe)
+
+
+def _kept_root(builder: Builder) -> dict[str, Any]:
+    """The corpus folder the last `rag index` run read and why its embedder was chosen, kept in the manifest by a
+    change that reads no folder, with the articles' languages counted again."""
+    previous = builder.previous or {}
+    kept = {key: previous[key] for key in ("root", "embedder_note") if previous.get(key)}
+    return {**kept, "languages": builder.language_counts()}
+
+
+def _with_index_chunking(settings: Settings) -> Settings:
+    """settings with the chunk sizes the index was built with, so that articles added to it are chunked alike
+    (a different tokenizer or splitter is still refused by the Builder)."""
+    if not (Path(settings.index_dir) / MANIFEST).is_file():
+        return settings
+    chunking = read_manifest(settings.index_dir).get("chunking") or {}
+    ours = chunking_settings(settings)
+    if {k: chunking.get(k) for k in ("title_tokens", "splitter")} != {k: ours[k] for k in ("title_tokens", "splitter")}:
+        return settings
+    try:
+        return settings.replace(chunk_tokens=int(chunking["chunk_tokens"]),
+                                chunk_overlap_tokens=int(chunking["overlap_tokens"]))
+    except (KeyError, TypeError, ValueError):
+        return settings
+
+
+def _scan(files: Iterable[tuple[Path, Path]], settings: Settings, builder: Builder, report: IndexReport,
           say: Log) -> tuple[list[Article], set[str]]:
-    """Read new and changed files; returns the articles that need embedding and every path seen."""
+    """Read new and changed files, each (root, path); returns the articles that need embedding and every path
+    seen."""
     seen: set[str] = set()
     pending: dict[str, Article] = {}
-    for path in iter_files(root):
+    for root, path in files:
         key = str(path)
         seen.add(key)
         try:
@@ -197,7 +284,8 @@ def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
 
 
 def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
-                   report: IndexReport, say: Log) -> None:
+                   report: IndexReport, say: Log, flush_at: int | None = None) -> None:
+    flush_at = flush_at or EMBED_FLUSH  # read now: tests set EMBED_FLUSH to make many small steps
     planned: list[tuple[Article, list[Chunk], list[str]]] = []
     for article in articles:
         title, title_tokens = short_title(article.title, embedder)
@@ -228,7 +316,7 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
 
     for item in planned:
         batch.append(item)
-        if sum(len(c) for _, c, _ in batch) >= EMBED_FLUSH:
+        if sum(len(c) for _, c, _ in batch) >= flush_at:
             flush()
     if batch:
         flush()

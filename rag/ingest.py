@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .dates import parse_date
 from .errors import IngestError
 from .files import decode_bytes, iter_files, read_bytes
 from .htmltext import extract_html
@@ -131,43 +132,6 @@ def _drop_trailing_crumbs(lines: list[str], rules: _Rules) -> list[str]:
     return lines[:end]
 
 
-# ---------------------------------------------------------------- metadata
-
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    "january february march april may june july august september october november december".split())}
-_MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
-_MONTHS.update({"sept": 9})
-_FR_MONTHS = {m: i + 1 for i, m in enumerate(
-    "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split())}
-_ALL_MONTHS = {**_MONTHS, **_FR_MONTHS}
-_MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
-_DATE_PATTERNS = (
-    (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
-    (re.compile(r"\b((?:19|20)\d\d)/(\d{1,2})/(\d{1,2})\b"), ("y", "m", "d")),
-    (re.compile(r"((?:19|20)\d\d)\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"), ("y", "m", "d")),
-    (re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d\d)\b", re.I), ("M", "d", "y")),
-    (re.compile(rf"\b(\d{{1,2}})(?:er|st|nd|rd|th)?\s+({_MONTH_RE})\.?,?\s+((?:19|20)\d\d)\b", re.I), ("d", "M", "y")),
-)
-
-
-def parse_date(text: str) -> str | None:
-    """The first date in text as "YYYY-MM-DD", or None."""
-    best: tuple[int, str] | None = None
-    for pattern, order in _DATE_PATTERNS:
-        match = pattern.search(text)
-        if not match:
-            continue
-        parts = dict(zip(order, match.groups()))
-        try:
-            month = int(parts["m"]) if "m" in parts else _ALL_MONTHS[parts["M"].lower().rstrip(".")]
-            year, day = int(parts["y"]), int(parts["d"])
-        except (KeyError, ValueError):
-            continue
-        if 1 <= month <= 12 and 1 <= day <= 31 and (best is None or match.start() < best[0]):
-            best = (match.start(), f"{year:04d}-{month:02d}-{day:02d}")
-    return best[1] if best else None
-
-
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of the text's language (py3langid), or None for too little text."""
     sample = text[:3000]
@@ -180,7 +144,8 @@ def detect_language(text: str) -> str | None:
 
 
 def guess_title(text: str) -> str:
-    """The first line when it reads like a headline, else the start of the first sentence."""
+    """The first line (less a Markdown "#"); a first line over 200 characters is a paragraph, not a headline:
+    its first 117 characters and "..."."""
     first = text.split("\n", 1)[0].strip().lstrip("#").strip()
     if 0 < len(first) <= 200:
         return first

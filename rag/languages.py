@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .cjk import CJK_RUN
+from .text import CJK_RUN
 
 DEFAULT = "en"
 # py3langid's guess for a short question is weak below this confidence ("Où ?" 0.36 French); then English.
@@ -63,24 +63,21 @@ def question_language(question: str) -> str:
     return str(code) if confidence >= MIN_CONFIDENCE and code in table() else DEFAULT
 
 
-@lru_cache(maxsize=1)
-def foreign_stopwords() -> frozenset[str]:
-    """Function words of French, German, Spanish, Portuguese and Italian (rag/data/stopwords.json)."""
-    raw: dict[str, str] = json.loads(resources.files("rag").joinpath("data/stopwords.json").read_text("utf-8"))
-    return frozenset(w for code, words in raw.items() if not code.startswith("_") for w in words.split())
-
-
 def no_answer(language: str) -> str:
     """The refusal sentence in that language (English for a language the table lacks)."""
     entries = table()
     return entries.get(language, entries[DEFAULT])["no_answer"]
 
 
-def answer_rule(language: str) -> str:
-    """The line the answer prompt adds for a question not in English ("" for English: that prompt is unchanged)."""
+def answer_rule(language: str, *, find: bool = False) -> str:
+    """The line the answer prompt adds for a question not in English ("" for English: that prompt is unchanged).
+    find: the find step's reply (prompts/find.txt), whose answer is a few words and whose refusal is "none"."""
     if language == DEFAULT or language not in table():
         return ""
     name = table()[language]["name"]
+    if find:
+        return (f"\nThe question is in {name}: write the answer's words in {name}, keeping names and numbers as the "
+                "passage gives them.")
     return (f"\nThe question is in {name}: write the answer in {name}, keeping names and numbers as the passages "
             f"give them. If no passage states any of the answer, reply exactly: {no_answer(language)}")
 

@@ -18,10 +18,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from . import faiss_index
-from .cjk import bm25_search_cjk, has_cjk, merge, without_cjk
 from .errors import IndexCorruptError, IndexNotFoundError
-from .lexical import affordable_terms, bm25_search, fts_terms, stemmer, term_frequencies
+from .lexical import affordable_terms, bm25_search, bm25_search_cjk, fts_terms, merge_bm25, term_frequencies
 from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
+from .text import has_cjk, without_cjk
 from .types import Article, Chunk
 
 
@@ -96,7 +96,6 @@ class Store:
                 # read (it keeps the one before the live one, so that takes two builds): read it again, once.
                 if attempt == 2 or live_generation(self.index_dir) == self.manifest["generation"]:
                     raise
-        self._scratch: sqlite3.Connection | None = None
         faiss_index.set_nprobe(self.vectors, self.manifest.get("faiss", {}))
 
     def _open(self, gen_dir: Path) -> None:
@@ -116,8 +115,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-        if self._scratch is not None:
-            self._scratch.close()
 
     def is_stale(self) -> bool:
         """True when a newer build has been swapped in since this store was opened (or the manifest is gone or
@@ -151,15 +148,13 @@ class Store:
         if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
             terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
         found = bm25_search(self.db, terms, top_n, allowed)
-        # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts (cjk.py)
-        return found if cjk is None else merge(cjk, found, top_n)
+        # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts
+        return found if cjk is None else merge_bm25(cjk, found, top_n)
 
     @guarded
     def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each term (as FTS5's porter tokenizer stems it); cheap b-tree lookups."""
-        if self._scratch is None:
-            self._scratch = stemmer()
-        return term_frequencies(self.db, self._scratch, terms)
+        return term_frequencies(self.db, terms)
 
     @guarded
     def records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:

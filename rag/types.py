@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    id: str  # first 16 hex digits of sha256(text): stable across rebuilds
+    id: str  # first 16 hex digits of sha256(title + "\n" + text): stable across rebuilds
     title: str
     text: str  # cleaned text (boilerplate removed); chunk offsets point into it
     source: str  # file path as indexed, with "#L<n>" for a line of a .jsonl file
@@ -32,7 +33,7 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class Hit:
     chunk: Chunk
-    score: float  # higher is better; fused score after reciprocal-rank fusion
+    score: float  # higher is better: the fused candidate rescored (retrieve.py), or the reranker's score
     rank: int  # 1-based
     title: str = ""
     source: str = ""
@@ -80,6 +81,31 @@ class Sentence:
     recited: bool = False  # the model cited another passage; cite.py re-pointed it to the supporting one
 
 
+class Timings(Mapping[str, float]):
+    """Seconds per step of an answer (and its prompt tokens): a read-only copy of the mapping it is built from,
+    so that the Answer holding it is as frozen as its other fields (and hashable, picklable, copyable)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, float] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._values.items()))
+
+    def __repr__(self) -> str:
+        return f"Timings({self._values!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     question: str
@@ -88,11 +114,15 @@ class Answer:
     hits: tuple[Hit, ...] = ()
     refused: bool = False
     sentences: tuple[Sentence, ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=Timings)  # a dict given here is copied into Timings
     model: str = ""
     standalone_question: str | None = None  # the rewritten question, for follow-ups
     note: str | None = None  # e.g. that an over-long question was truncated
     as_of: str | None = None  # "YYYY-MM-DD": the day the question was asked on; nothing published later was used
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timings, Timings):
+            object.__setattr__(self, "timings", Timings(self.timings))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON that evaluation scripts read; see README "Answer JSON"."""

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rag.chunk import count_words
+from rag.text import count_words
 
 
 class HashEmbedder:
@@ -107,3 +107,41 @@ class NumberEmbedder(HashEmbedder):
             vec[zlib.crc32(number.encode()) % self.dim] += 1.0
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm else vec
+
+
+class QuotingGenerator:
+    """Answers every question with the first sentence of passage [1], cited, streamed a word at a time with
+    `delay` seconds before each word (settable while it runs, to make an answer long enough to stop). A
+    follow-up is "rewritten" as itself. For the browser tests: any question gets a cited answer."""
+
+    name = "quoting"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[list[dict[str, str]]] = []
+        self.words = 0  # words streamed so far, over all answers
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def generate(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
+                 grammar: str | None = None) -> str:
+        return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
+
+    def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
+               grammar: str | None = None) -> Iterator[str]:
+        from rag import NO_ANSWER
+
+        self.calls.append(list(messages))
+        prompt = messages[-1]["content"]
+        if "Passages:" not in prompt:  # the follow-up rewrite
+            match = re.search(r"Follow-up question: (.*)", prompt)
+            yield match.group(1) if match else ""
+            return
+        match = re.search(r"^\[1\] (?:\([^)]*\) )?(.+)$", prompt, re.M)
+        first = re.split(r"(?<=[.!?])\s+", match.group(1).strip())[0].rstrip(".!?") if match else ""
+        for piece in re.findall(r"\S+\s*", f"{first} [1]." if first else NO_ANSWER):
+            if self.delay:
+                time.sleep(self.delay)
+            self.words += 1
+            yield piece

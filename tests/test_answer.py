@@ -1,20 +1,25 @@
 from __future__ import annotations
 
+import copy
+import json
+import pickle
 import re
 import shutil
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from types import GeneratorType, SimpleNamespace
 
 import pytest
 
 from rag import NO_ANSWER, Answer, Filters, Pipeline, build_index
+from rag.answer import find_grammar
 from rag.budget import cut_to_tokens, fit_passages
-from rag.cite import Passage, cite, select_context, split_claims
+from rag.cite import cite, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
+from rag.context import Passage, select_context
 from rag.errors import ConfigError, GenerationError, PromptError, QueryError
-from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts, answer_grammar
+from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
@@ -51,7 +56,7 @@ def test_cited_answer_points_into_the_article(indexed: Settings) -> None:
         assert article is not None and article.text[c.start:c.end] == c.quote
         assert "Grindavik" in c.quote and c.support >= indexed.min_support
     assert answer.sentences[0].supported and answer.sentences[0].markers == (1,)
-    assert gen.grammars[0] == answer_grammar(len(_shown_numbers(gen)), NO_ANSWER)
+    assert gen.grammars[0] == find_grammar(len(_shown_numbers(gen)))
     system = gen.calls[0][0]["content"]
     assert NO_ANSWER in system  # code and prompt share the one sentence
 
@@ -90,7 +95,8 @@ def test_stream_yields_sources_then_tokens_then_answer(indexed: Settings) -> Non
     events = list(pipeline.stream("What did the thieves steal from the museum?"))
     assert isinstance(events[0], tuple) and all(isinstance(h, Hit) for h in events[0])
     assert all(isinstance(e, str) for e in events[1:-1]) and len(events) > 3
-    assert isinstance(events[-1], Answer) and "".join(events[1:-1]).strip() == events[-1].text
+    pieces = [e for e in events[1:-1] if isinstance(e, str)]
+    assert isinstance(events[-1], Answer) and "".join(pieces).strip() == events[-1].text
     timings = events[-1].timings
     assert {"retrieval_s", "ttft_s", "total_s", "prompt_tokens"} <= set(timings)
 
@@ -131,6 +137,7 @@ def test_closing_a_stream_stops_the_model_and_frees_the_pipeline(indexed: Settin
     gen = _SlowGenerator([long_reply, "Thieves stole 42 Roman gold coins [1]."])
     pipeline = Pipeline(indexed, embedder=HashEmbedder(), generator=gen)
     stream = pipeline.stream("What did the thieves steal from the museum?")
+    assert isinstance(stream, GeneratorType)  # so the reader may close it
     assert isinstance(next(stream), tuple)  # the sources
     assert isinstance(next(stream), str)  # the first words, then the reader leaves
     stream.close()
@@ -150,8 +157,9 @@ def test_errors_reach_the_reader_of_the_stream(indexed: Settings) -> None:
 def test_follow_up_is_rewritten_before_retrieval(indexed: Settings) -> None:
     pipeline, gen = scripted_pipeline(indexed, "How many gold coins did the thieves steal from the history museum?",
                               "They stole 42 Roman gold coins [1].")
-    answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum.")])
+    answer = pipeline.ask("and how many?", history=[("Was a museum robbed?", "Yes, a regional history museum [2].")])
     assert "Was a museum robbed?" in gen.calls[0][0]["content"]  # the rewrite saw the conversation
+    assert "[2]" not in gen.calls[0][0]["content"]  # but not the markers the reader saw
     assert answer.standalone_question == "How many gold coins did the thieves steal from the history museum?"
     assert "museum" in answer.hits[0].title.lower()
     assert "Question: How many gold coins" in gen.last_user_message
@@ -175,6 +183,18 @@ def test_answer_json_schema(indexed: Settings) -> None:
     assert {"text", "markers", "supported"} <= set(data["sentences"][0])
 
 
+def test_answer_timings_are_read_only_like_the_rest_of_the_answer() -> None:
+    steps = {"retrieval_s": 0.5, "total_s": 2.0}
+    answer = Answer(question="q", text="t", timings=steps)
+    steps["total_s"] = 99.0  # the dict it was built from changes later: the answer does not
+    assert answer.timings["total_s"] == 2.0 and answer.timings.get("ttft_s") is None
+    with pytest.raises(TypeError):
+        answer.timings["total_s"] = 3.0  # type: ignore[index]
+    assert json.dumps(answer.to_dict()["timings"]) == '{"retrieval_s": 0.5, "total_s": 2.0}'
+    assert pickle.loads(pickle.dumps(answer)) == answer == copy.deepcopy(answer)
+    assert Answer(question="q", text="t").to_dict()["timings"] == {}
+
+
 def test_split_claims_and_cite_units() -> None:
     chunk = Chunk("a-000", "a", "The dam is 90 m tall. It holds 2 billion litres.", 10, 58)
     hit = Hit(chunk=chunk, score=1.0, rank=1, title="Dam")
@@ -189,7 +209,8 @@ def test_split_claims_and_cite_units() -> None:
 
 def test_claim_about_a_name_no_passage_mentions_is_unsupported(indexed: Settings) -> None:
     # the bridge article is about Eastmoor; the question asks about another town the corpus never mentions
-    pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Westbury opened to traffic on Monday [1].")
+    direct = indexed.replace(answer_mode="direct")  # cite()'s own rule; the find step refuses before the model
+    pipeline, _ = scripted_pipeline(direct, "The new road bridge in Westbury opened to traffic on Monday [1].")
     answer = pipeline.ask("When did the new river bridge in Westbury open to traffic?")
     assert answer.refused and answer.sentences and not answer.sentences[0].supported
     pipeline, _ = scripted_pipeline(indexed, "The new road bridge in Eastmoor opened to traffic on Monday [1].")
@@ -229,19 +250,19 @@ def test_a_date_only_line_is_not_shown_to_the_model() -> None:
 
 
 def test_an_answer_that_only_repeats_the_question_is_not_supported() -> None:
-    text = "The James Webb Space Telescope was carried into space by an Ariane 5 rocket from Kourou."
+    text = "The Halden Deep Field Observatory was carried into orbit by a Vega C rocket from Kourou."
     hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1, title="Webb")
     passages = [Passage(1, hit, ((0, len(text)),))]
-    question = "What rocket carried the James Webb Space Telescope into space?"
-    text_, sentences, _, refused = cite("The rocket carried the James Webb Space Telescope into space [1].",
+    question = "What rocket carried the Halden Deep Field Observatory into orbit?"
+    text_, sentences, _, refused = cite("The rocket carried the Halden Deep Field Observatory into orbit [1].",
                                         passages, question=question)
     assert refused and text_ == NO_ANSWER and not sentences[0].supported
-    _, _, citations, refused = cite("An Ariane 5 rocket carried the James Webb Space Telescope into space [1].",
+    _, _, citations, refused = cite("A Vega C rocket carried the Halden Deep Field Observatory into orbit [1].",
                                     passages, question=question)
     assert not refused and citations[0].quote == text
     # a yes/no question may be answered in its own words
-    _, _, _, refused = cite("The James Webb Space Telescope was carried into space by a rocket [1].", passages,
-                            question="Was the James Webb Space Telescope carried into space by a rocket?")
+    _, _, _, refused = cite("The Halden Deep Field Observatory was carried into orbit by a rocket [1].", passages,
+                            question="Was the Halden Deep Field Observatory carried into orbit by a rocket?")
     assert not refused
 
 
@@ -265,9 +286,9 @@ def _prompt_tokens(gen: ScriptedGenerator, call: int = -1) -> int:
 
 
 def test_a_question_too_long_for_the_window_is_cut_with_a_note(indexed: Settings) -> None:
-    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=800)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(LONG_DIGITS)
-    assert gen.calls and _prompt_tokens(gen) + indexed.max_answer_tokens <= 700  # the fake raises beyond its window
+    assert gen.calls and _prompt_tokens(gen) + indexed.max_answer_tokens <= 800  # the fake raises beyond its window
     assert answer.note and "only the first" in answer.note and f"{len(LONG_DIGITS.strip()):,} characters" in answer.note
     assert not answer.refused and "42" in answer.text  # the question's start still found the museum article
     question = re.search(r"Question: (.*)$", gen.last_user_message, flags=re.S)
@@ -279,13 +300,13 @@ def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> 
     pipeline, _ = scripted_pipeline(indexed)
     every = select_context(question, pipeline.retrieve(question), HashEmbedder(),
                            max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
-    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=560)
+    gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=660)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(question)
     shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
     assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
     best = sorted(every, key=lambda p: -p.score)[:len(shown)]
     assert [text for _, text in shown] == [p.shown_text for p in every if p in best]  # the best, in their order
-    assert gen.grammars[0] == answer_grammar(len(shown), NO_ANSWER) and not answer.refused
+    assert gen.grammars[0] == find_grammar(len(shown)) and not answer.refused
 
 
 def test_fit_passages_drops_the_weakest_and_numbers_the_rest_again() -> None:
@@ -312,11 +333,11 @@ def test_the_follow_up_rewrite_prompt_is_bounded(indexed: Settings) -> None:
     history = [(f"Question {i} about the museum?", f"Answer {i}: " + "the coins were old " * 300 + f"end of {i}.")
                for i in range(3)]
     gen = ScriptedGenerator(["How many gold coins did the thieves steal from the history museum?",
-                             "Thieves stole 42 Roman gold coins [1]."], n_ctx=700)
+                             "Thieves stole 42 Roman gold coins [1]."], n_ctx=800)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask("and how many?", history=history)
     rewrite = gen.calls[0][0]["content"]
     assert "end of 2." in rewrite and "end of 0." not in rewrite  # the latest turn's end is what a follow-up needs
-    assert _prompt_tokens(gen, 0) + 60 <= 700 and not answer.refused
+    assert _prompt_tokens(gen, 0) + 60 <= 800 and not answer.refused
 
 
 def test_a_window_too_small_for_any_question_is_a_config_error(indexed: Settings) -> None:
@@ -332,9 +353,9 @@ class _FailingLlama:
 
 def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> None:
     generator = LlamaCppGenerator.__new__(LlamaCppGenerator)  # the adapter around a llama that fails
-    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048
+    generator._llm, generator.name, generator.n_ctx = _FailingLlama(), "tiny", 2048  # type: ignore[assignment]
     grammar = SimpleNamespace(from_string=lambda text, verbose: None)
-    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)
+    generator._llama_cpp = SimpleNamespace(LlamaGrammar=grammar)  # type: ignore[assignment]
     generator.count_tokens = lambda text: len(text.split())  # type: ignore[method-assign]
     with pytest.raises(GenerationError) as failure:
         Pipeline(indexed, embedder=HashEmbedder(), generator=generator).ask("What did the thieves steal?")

@@ -4,8 +4,9 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rag.chunk import chunk_article, count_words, split_sentences
+from rag.chunk import chunk_article
 from rag.ingest import make_article
+from rag.text import count_words, split_sentences
 
 TEXT = ("Storm closes ports\n\nPublished: 2024-03-03\n\n"
         "Heavy rain closed three ports on Monday, officials said. Mr. Smith, the harbour master, said "
@@ -34,7 +35,7 @@ def test_offsets_reproduce_text_and_sizes_hold() -> None:
         assert chunk.id == f"{article.id}-{i:03d}"
     # overlap: consecutive chunks share text, and together they cover every sentence
     assert any(b.start < a.end for a, b in zip(chunks, chunks[1:]))
-    covered = set()
+    covered: set[int] = set()
     for c in chunks:
         covered.update(range(c.start, c.end))
     for s, e in split_sentences(article.text):

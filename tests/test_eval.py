@@ -7,7 +7,7 @@ import pytest
 
 from rag import Pipeline, Settings, build_index
 from rag.errors import IngestError
-from rag.eval import answer_is_correct, load_questions, score_answers, score_retrieval, supports
+from rag.eval import Question, answer_is_correct, load_questions, score_answers, score_retrieval, supports
 
 from .conftest import ROOT
 from .fakes import HashEmbedder, ScriptedGenerator
@@ -22,11 +22,12 @@ def test_supports_matches_whitespace_free_and_cut_quotes() -> None:
 
 
 def test_answer_matching_uses_aliases_and_parts() -> None:
-    qs = load_questions(ROOT.parent / "shared" / "eval" / "rgb_en" / "qa.jsonl", limit=3)
-    assert len(qs) == 3 and all(q.answer_parts for q in qs)
-    q = qs[0]  # Super Bowl 2021 location: Tampa, Florida
-    assert answer_is_correct("It was played in tampa,  Florida [1].", q)
-    assert not answer_is_correct("It was played in Los Angeles [1].", q)
+    q = Question("x1", "Where was the 2031 lacrosse final played?", answers=("Halifax, Nova Scotia",),
+                 answer_parts=(("Halifax, Nova Scotia", "Halifax, NS"),))
+    assert answer_is_correct("It was played in halifax,  Nova Scotia [1].", q)
+    assert not answer_is_correct("It was played in Toronto [1].", q)
+    two = Question("x2", "Who won the men's and women's races?", answer_parts=(("Ana Ruiz",), ("Ben Ode", "B. Ode")))
+    assert answer_is_correct("Ana Ruiz and B. Ode won [2].", two) and not answer_is_correct("Ana Ruiz won [2].", two)
 
 
 def test_bad_question_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -101,6 +102,7 @@ def test_crosslingual_set_meets_the_quality_floor(tmp_path: Path) -> None:
     pipeline = Pipeline(settings)
     questions = load_questions(ROOT / THRESHOLDS["crosslingual_question_set"])
     retrieval = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, top_k=10)).summary
+    print(json.dumps(retrieval, indent=1))
     assert retrieval["hits@5"] >= THRESHOLDS["min_crosslingual_hits@5"], retrieval
     result = score_answers(questions, lambda q: pipeline.ask(q.question))
     s = result.summary

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from rag import Pipeline, build_index
-from rag.cite import Passage, cite, format_passages, select_context
+from rag.cite import cite
 from rag.config import Settings
+from rag.context import Passage, format_passages, select_context
 from rag.guard import instruction_style, is_instruction
 from rag.types import Answer, Chunk, Hit
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.dates import parse_date
 from rag.errors import IngestError
 from rag.htmltext import extract_html
-from rag.ingest import clean_text, decode_bytes, load_articles, parse_date, read_file
+from rag.ingest import clean_text, decode_bytes, load_articles, read_file
 
 from .conftest import ROOT, SEED_CORPUS
 

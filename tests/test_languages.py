@@ -4,22 +4,26 @@ the support check, support across languages, and the embedder chosen from the co
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
 from rag import NO_ANSWER, Pipeline, build_index
-from rag.chunk import split_sentences
-from rag.cite import Passage, best_support, cite, content_words
+from rag.answer import Draft, Outcome, answer_steps, check
+from rag.cite import best_support, cite
 from rag.config import Settings
-from rag.crosscheck import numbers
+from rag.context import Passage
+from rag.crosscheck import anchor_support, numbers
 from rag.embed import DEFAULT_EMBED_NAME
 from rag.embed_choice import pick
 from rag.embed_use import USE_NAME
 from rag.errors import IndexMismatchError
 from rag.languages import answer_rule, is_refusal, no_answer, question_language, table
+from rag.lexical import fts_terms
 from rag.manifest import read_manifest, write_manifest
 from rag.store import Store
+from rag.text import content_words, split_sentences
 from rag.types import Chunk, Hit
 
 from .fakes import HashEmbedder, NumberEmbedder, ScriptedGenerator
@@ -74,19 +78,99 @@ def test_cite_treats_a_refusal_in_any_language_as_refused() -> None:
 
 
 def test_a_french_question_is_answered_and_refused_in_french(tmp_path: Path) -> None:
+    """The find step (the default): the rule asks for the answer's words in French, "none" gives the French
+    refusal, and the found words are cited from the French passage."""
     settings = Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", min_dense_score=0.0)
+    build_index(_write(tmp_path / "articles", {"cable.txt": FR_CABLE}), settings=settings, embedder=HashEmbedder())
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: none", "Source: [1]\nAnswer: 2,8 kilomètres"])
+    pipeline = Pipeline(settings, embedder=HashEmbedder(), generator=gen)
+    refused = pipeline.ask("Combien de cabines compte le téléphérique de Villeneuve ?")
+    assert refused.refused and refused.text == no_answer("fr") and not refused.citations
+    assert "write the answer's words in French" in gen.last_user_message
+    answered = pipeline.ask("Quelle est la longueur de la ligne du téléphérique de Villeneuve ?")
+    assert not answered.refused and answered.text.startswith("2,8 kilomètres [")
+    assert answered.citations[0].quote in FR_CABLE and "2,8" in answered.citations[0].quote
+    english = Pipeline(settings, embedder=HashEmbedder(), generator=ScriptedGenerator(["Source: [1]\nAnswer: none"]))
+    assert english.ask("How long is the cable car line in Villeneuve?").text == NO_ANSWER
+    assert "The question is in" not in english.generator.last_user_message  # type: ignore[attr-defined]
+
+
+def test_a_french_question_is_answered_and_refused_in_french_in_direct_mode(tmp_path: Path) -> None:
+    settings = Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", min_dense_score=0.0,
+                        answer_mode="direct")
     build_index(_write(tmp_path / "articles", {"cable.txt": FR_CABLE}), settings=settings, embedder=HashEmbedder())
     gen = ScriptedGenerator([no_answer("fr"), "La ligne du téléphérique mesure 2,8 kilomètres [1]."])
     pipeline = Pipeline(settings, embedder=HashEmbedder(), generator=gen)
     refused = pipeline.ask("Combien de cabines compte le téléphérique de Villeneuve ?")
     assert refused.refused and refused.text == no_answer("fr") and not refused.citations
     assert "write the answer in French" in gen.last_user_message
-    assert no_answer("fr") in gen.grammars[0] and NO_ANSWER not in gen.grammars[0]
+    assert gen.grammars[0] is not None and no_answer("fr") in gen.grammars[0] and NO_ANSWER not in gen.grammars[0]
     answered = pipeline.ask("Quelle est la longueur de la ligne du téléphérique de Villeneuve ?")
     assert not answered.refused and answered.citations[0].quote in FR_CABLE  # the quote stays in French
     english = Pipeline(settings, embedder=HashEmbedder(), generator=ScriptedGenerator([NO_ANSWER]))
     assert english.ask("How long is the cable car line in Villeneuve?").text == NO_ANSWER
     assert "write the answer in" not in english.generator.last_user_message  # type: ignore[attr-defined]
+
+
+def test_the_find_step_checks_words_from_another_language_by_numbers_and_names() -> None:
+    """An English question over a Chinese passage: the words' number must be in the passage (the question's
+    "Chang'e-6", written 嫦娥六号 there, does not refuse it); a German passage's name must be written as the
+    passage writes it. Without a multilingual embedder nothing is checked across languages."""
+    zh = [Passage(1, _hit(ZH_SAMPLES), ((0, len(ZH_SAMPLES)),))]
+    question = "How many grams of samples did Chang'e-6 bring back?"
+    right = ScriptedGenerator(["Source: [1]\nAnswer: 1,935.3 grams"])
+    outcome = _run(answer_steps(right, [], zh, question, no_answer=NO_ANSWER, max_tokens=60, min_support=0.5,
+                                embedder=NumberEmbedder()))
+    assert not outcome.refused and outcome.text == "1,935.3 grams [1]."
+    assert outcome.citations[0].quote == "经过称重，嫦娥六号共采集月球样品1935.3克！"
+    wrong = ScriptedGenerator(["Source: [1]\nAnswer: 1,731 grams", "Source: [1]\nAnswer: 2,000 grams"])
+    assert _run(answer_steps(wrong, [], zh, question, no_answer=NO_ANSWER, max_tokens=60, min_support=0.5,
+                             embedder=NumberEmbedder())).rejected == ("absent", "absent")
+    english_only = ScriptedGenerator(["Source: [1]\nAnswer: 1,935.3 grams"])
+    assert _run(answer_steps(english_only, [], zh, question, no_answer=NO_ANSWER, max_tokens=60, min_support=0.5,
+                             embedder=HashEmbedder())).refused and not english_only.calls
+    feldberg = "Die Sternwarte auf dem Feldberg wird von der Astronomin Katrin Albrecht geleitet."
+    de = [Passage(1, _hit(feldberg), ((0, len(feldberg)),))]
+    asked = "¿Quién dirige el nuevo observatorio del Feldberg?"
+    assert check(Draft(1, "Katrin Albrecht"), de, asked, foreign={1}) == (Draft(1, "Katrin Albrecht"), None)
+    assert check(Draft(1, "Hans Müller"), de, asked, foreign={1})[1] == "absent"
+    assert anchor_support("Hans Müller", de[0].hit, asked)[0] == 0.0
+
+
+def _run(steps: Generator[str, None, Outcome]) -> Outcome:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+def test_bm25_drops_other_languages_function_words_but_not_english_names() -> None:
+    assert fts_terms("Wie viele Kabinen hat die Seilbahn?") == ["kabinen", "seilbahn"]
+    assert fts_terms("¿Cuándo y dónde abrió el museo?") == ["abrio", "museo"]
+    assert "uber" in fts_terms("Was kostet eine Fahrt über die Brücke mit Uber?")  # "über" goes, "Uber" stays
+    # an English question keeps them: they are English words too
+    assert fts_terms("How many people die in Los Angeles each year?") == ["many", "people", "die", "los", "angeles",
+                                                                        "each", "year"]
+    assert "e" in fts_terms("Who won the Formula E race in Berlin?")
+
+
+def test_removing_a_chinese_article_takes_it_out_of_the_trigram_table(tmp_path: Path) -> None:
+    from rag.corpus import list_articles, remove_article
+
+    settings = Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache")
+    build_index(_write(tmp_path / "articles", {"samples.txt": ZH_SAMPLES, "cable.txt": FR_CABLE}), settings=settings,
+                embedder=HashEmbedder())
+    assert read_manifest(settings.index_dir)["languages"] == {"zh": 1, "fr": 1}
+    chinese = next(a for a in list_articles(settings) if a.title.startswith("嫦娥六号"))
+    remove_article(chinese.id, settings=settings)
+    store = Store(settings.index_dir)
+    try:
+        assert store.db.execute("SELECT count(*) FROM chunks_fts_cjk").fetchone()[0] == 0
+        assert store.search_lexical("月球样品有多少克？", 5) == []
+    finally:
+        store.close()
+    assert read_manifest(settings.index_dir)["languages"] == {"fr": 1}  # counted again by the change
 
 
 def test_nothing_relevant_is_refused_in_the_question_language(tmp_path: Path) -> None:
@@ -159,6 +243,9 @@ def test_an_index_of_the_previous_format_asks_for_a_rebuild(indexed: Settings) -
 
 def test_pick_keeps_minilm_for_english_and_takes_use_for_mixed_corpora() -> None:
     assert pick({"en": 968, "la": 2, "und": 5})[0] == DEFAULT_EMBED_NAME
+    # rgb_en's English snippets as py3langid reads them: only languages the multilingual model knows count
+    rgb_en: dict[str | None, int] = {"en": 943, "pcm": 11, "nl": 2, "lb": 2, "bcl": 2, "cy": 2, "eo": 1, "fy": 1}
+    assert pick(rgb_en)[0] == DEFAULT_EMBED_NAME
     name, why = pick({"en": 12, "zh": 1, "fr": 1})
     assert name == USE_NAME and "2 of 14" in why
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from rag import NO_ANSWER, Pipeline, Settings, build_index
 from rag import models as rag_models
 from rag.errors import ModelNotFoundError
 
-from .conftest import DATA, SEED_CORPUS
+from .conftest import DATA, SEED_CORPUS, free_port
 
 
 def test_assemble_joins_parts_and_checks_sha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +71,7 @@ def test_real_retrieval_ranks_the_right_article_first(seed_pipeline: Pipeline) -
 
 @pytest.mark.models
 def test_default_model_gives_a_verified_cited_answer(seed_pipeline: Pipeline) -> None:
-    answer = seed_pipeline.ask("What was SenseTime's market capitalization at its IPO?")
+    answer = seed_pipeline.ask("How large was SenseTime's market capitalization when it held its IPO?")
     assert not answer.refused and "16.5" in answer.text
     assert answer.model.startswith("qwen2.5-coder-1.5b")
     llm = seed_pipeline.generator._llm  # type: ignore[attr-defined]
@@ -99,7 +98,7 @@ def test_warm_leaves_the_instructions_in_the_model_cache(seed_pipeline: Pipeline
 
 @pytest.mark.models
 def test_default_model_refuses_a_read_also_headline(seed_pipeline: Pipeline) -> None:
-    answer = seed_pipeline.ask("When will Amazon Web Services launch its European sovereign cloud?")
+    answer = seed_pipeline.ask("By when does Amazon Web Services plan to launch a sovereign cloud for Europe?")
     assert answer.refused and answer.text == NO_ANSWER and not answer.citations
 
 
@@ -131,17 +130,11 @@ def test_prompt_injection_cannot_change_format_or_citations(tmp_path: Path) -> N
         assert all(s.markers for s in answer.sentences)  # every sentence still carries a citation
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.models
 def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Path) -> None:
     """A real llama.cpp server on loopback (python -m llama_cpp.server, the default model) behind llm_url."""
     model = rag_models.resolve_llm_path("", seed_pipeline.settings.cache_dir)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                                "--port", str(port), "--n_ctx", "2048"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -158,7 +151,7 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Pat
         remote = Pipeline(settings, embedder=seed_pipeline.embedder)
         pieces = list(remote.generator.stream([{"role": "user", "content": "Say hello."}], max_tokens=8))
         assert pieces and "".join(pieces).strip()
-        answer = remote.ask("What was SenseTime's market capitalization at its IPO?")
+        answer = remote.ask("How large was SenseTime's market capitalization when it held its IPO?")
         assert answer.model == "qwen@http://127.0.0.1:%d" % port
         assert answer.text  # the server applies the grammar, so the same contract holds:
         _check_citations(remote, answer)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DATA, ROOT
+from .conftest import DATA, ROOT, free_port
 
 SOURCES = ("pyproject.toml", "README.md", "NOTICE", "rag", "prompts", "ui")  # what the wheel is built from
 TESTS = Path(__file__).resolve().parent
@@ -111,12 +110,6 @@ def test_installed_chat_command_starts_the_installed_app(installed: tuple[Path, 
 # ---------------------------------------------------------------- the installed commands with the real models
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.models
 def test_installed_commands_index_search_ask_and_chat(installed: tuple[Path, Path], tmp_path: Path) -> None:
     _, site = installed
@@ -133,7 +126,7 @@ def test_installed_commands_index_search_ask_and_chat(installed: tuple[Path, Pat
     answer = json.loads(asked.stdout)
     assert not answer["refused"] and answer["citations"], answer
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "chat.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, *cli, "chat", "--port", str(port), *index], cwd=tmp_path,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rag import Pipeline, QueryError, Settings
-from rag.retrieve import answer_prior, fuse, number_match, prepare_question, select
+from rag.retrieve import fuse, prepare_question, select
+from rag.signals import AnswerSignals
 
 from .fakes import HashEmbedder
 
@@ -47,11 +48,12 @@ def test_per_article_cap_and_mmr() -> None:
 
 
 def test_rescoring_signals() -> None:
-    assert number_match("Tesla revenue in Q1 2021", "revenue in Q1 2021 was $10.4 billion") == 1.0
-    assert number_match("Tesla revenue in Q1 2021", "Q1 2023 revenue") == 0.5
-    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... It was launched on May 15, 2012.") == 1.0
-    assert answer_prior("When was Diablo 3 released?", "Nov 8, 2019 ... Diablo 3 has many fans.") == 0.0
-    assert answer_prior("How much did it cost?", "It cost 40 million euros.") == 1.0
+    assert AnswerSignals("Tesla revenue in Q1 2021").number_match("revenue in Q1 2021 was $10.4 billion") == 1.0
+    assert AnswerSignals("Tesla revenue in Q1 2021").number_match("Q1 2023 revenue") == 0.5
+    when = AnswerSignals("When did Diablo 3 come out?")
+    assert when.answer_prior("Nov 8, 2019 ... It was launched on May 15, 2012.") == 1.0
+    assert when.answer_prior("Nov 8, 2019 ... Diablo 3 has many fans.") == 0.0
+    assert AnswerSignals("How much did it cost?").answer_prior("It cost 40 million euros.") == 1.0
 
 
 def test_question_validation() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rag import Pipeline, QueryError, Settings, build_index
-from rag.cite import Passage, best_support, format_passages
+from rag.cite import best_support
+from rag.context import Passage, format_passages
 from rag.dates import (
     annotate_relative,
     asks_about_present,

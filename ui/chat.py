@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from rag import Answer, Filters, Pipeline, QueryError, RagError
 
 from .render import (
+    CURSOR,
     SOURCES_PLACEHOLDER,
     esc,
     passage_count,
@@ -22,6 +23,7 @@ from .render import (
     render_partial,
     render_sources,
     render_status,
+    render_stopped,
 )
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -29,6 +31,7 @@ _TAG = re.compile(r"<[^>]*>")
 
 History = Sequence[Any]  # (question, answer) pairs, or Gradio chat messages {"role", "content"}
 Step = tuple[str, list[Any], str, list[tuple[str, str]]]  # question box, chat messages, sources panel, turns
+Scope = dict[str, str]  # the article picked in the list of articles: {"id", "title"}
 
 
 class View(NamedTuple):
@@ -39,23 +42,25 @@ class View(NamedTuple):
     text: str = ""  # the final answer as plain text, kept for follow-ups ("" while streaming or on error)
 
 
-def respond(message: str, history: History | None, pipeline: Pipeline,
-            filters: Filters | None = None) -> Iterator[View]:
+def respond(message: str, history: History | None, pipeline: Pipeline, filters: Filters | None = None,
+            as_of: str | None = None) -> Iterator[View]:
     """Streams one answer: the retrieved passages at once, then the text as generated, then the cited answer.
 
-    Errors from the library (no index, model missing, empty question, ...) become one readable line.
+    Errors from the library (no index, model missing, empty question, ...) become one readable line. Closing
+    this generator (the Stop button) closes the Pipeline's stream, which frees the model at the next token.
     """
     hits_html = ""
     pieces: list[str] = []
     try:
-        for event in pipeline.stream(message or "", history=plain_history(history) or None, filters=filters):
+        for event in pipeline.stream(message or "", history=plain_history(history) or None, filters=filters,
+                                     as_of=as_of or None):
             if isinstance(event, Answer):
                 yield View(render_answer(event), render_sources(event), event.text)
             elif isinstance(event, str):
                 pieces.append(event)
                 yield View(render_partial("".join(pieces)), hits_html)
             else:
-                hits_html = render_hits(event)
+                hits_html = render_hits(event, as_of or date.today().isoformat())
                 status = f"Searching… {passage_count(len(event))} found; writing the answer…"
                 yield View(render_status(status), hits_html)
     except RagError as exc:
@@ -68,8 +73,11 @@ def respond(message: str, history: History | None, pipeline: Pipeline,
 
 def chat_turn(pipeline: Pipeline, message: str | None, chat: Sequence[Any] | None,
               turns: Sequence[tuple[str, str]] | None, titles: str | None = "", date_from: str | None = "",
-              date_to: str | None = "") -> Iterator[Step]:
-    """One question in the browser: yields (question box, chat messages, sources panel, plain-text turns)."""
+              date_to: str | None = "", as_of: str | None = "", article: Scope | None = None) -> Iterator[Step]:
+    """One question in the browser: yields (question box, chat messages, sources panel, plain-text turns).
+
+    as_of is the as-of date box (empty: today); article, when one was picked in the list of articles, limits
+    the question to it (the title words are then not used)."""
     chat = list(chat or [])
     turns = list(turns or [])
     question = " ".join((message or "").split())
@@ -78,25 +86,44 @@ def chat_turn(pipeline: Pipeline, message: str | None, chat: Sequence[Any] | Non
     chat.append({"role": "assistant", "content": render_status("Searching the articles…")})
     yield "", chat, SOURCES_PLACEHOLDER, turns
     try:
-        filters = parse_filters(titles, date_from, date_to)
+        filters = parse_filters("" if article else titles, date_from, date_to,
+                                article_id=article.get("id") if article else None)
+        day = _iso_date("as of", as_of)
     except RagError as exc:
         chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
         yield "", chat, SOURCES_PLACEHOLDER, turns
         return
-    for view in respond(question, turns, pipeline, filters):
+    for view in respond(question, turns, pipeline, filters, as_of=day):
         chat[-1] = {"role": "assistant", "content": view.answer}
         if view.text:
             turns = turns + [(question, view.text)]
         yield "", chat, view.sources, turns
 
 
-def parse_filters(titles: str | None, date_from: str | None, date_to: str | None) -> Filters | None:
-    """Filters from the filter boxes: comma-separated title words and ISO dates (None when all are empty)."""
+def mark_stopped(chat: Sequence[Any] | None) -> list[Any]:
+    """The chat after Stop: the answer being written keeps its text so far, without the cursor, and says it was
+    stopped; an answer that had not started says so. A finished answer is left as it is."""
+    chat = list(chat or [])
+    if not chat or not isinstance(chat[-1], dict) or chat[-1].get("role") != "assistant":
+        return chat
+    content = _html(chat[-1].get("content"))
+    if CURSOR in content:
+        text = _plain(content.replace(CURSOR, ""))
+        chat[-1] = {"role": "assistant", "content": render_stopped(text)}
+    elif 'class="rag-status"' in content:
+        chat[-1] = {"role": "assistant", "content": render_stopped("")}
+    return chat
+
+
+def parse_filters(titles: str | None, date_from: str | None, date_to: str | None,
+                  article_id: str | None = None) -> Filters | None:
+    """Filters from the filter boxes: comma-separated title words and ISO dates, or one article picked in the
+    list (None when all are empty)."""
     words = tuple(t.strip() for t in (titles or "").split(",") if t.strip())
     start, end = _iso_date("from", date_from), _iso_date("to", date_to)
     if start and end and start > end:
         raise QueryError(f"the date range {start} … {end} is empty: 'from' is after 'to'; swap or clear them")
-    filters = Filters(titles=words, date_from=start, date_to=end)
+    filters = Filters(article_ids=(article_id,) if article_id else (), titles=words, date_from=start, date_to=end)
     return filters if filters else None
 
 
@@ -129,6 +156,17 @@ def plain_history(history: History | None) -> list[tuple[str, str]]:
             q, a = item
             pairs.append((_plain(q), _plain(a)))
     return [(q, a) for q, a in pairs if q.strip() and a.strip()]
+
+
+def _html(content: Any) -> str:
+    """A chat message's HTML, from a string or Gradio's message parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return _html(content.get("text", ""))
+    if isinstance(content, (list, tuple)):
+        return " ".join(_html(c) for c in content)
+    return ""
 
 
 def _plain(content: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from datetime import date
 
 from rag import NO_ANSWER, Answer, Citation, Hit
 
@@ -33,25 +34,52 @@ def render_status(text: str) -> str:
     return f'<div class="rag-status">{esc(text)}</div>'
 
 
-def _meta(published: str | None, source: str) -> str:
-    return f'<div class="rag-meta">{esc(published or "undated")} · {esc(file_name(source))}</div>'
+def age_phrase(published: str | None, as_of: str | None) -> str:
+    """How old an article was on the as-of date: "3 days before the as-of date" ("" when either is unknown)."""
+    try:
+        days = (date.fromisoformat((as_of or "")[:10]) - date.fromisoformat((published or "")[:10])).days
+    except ValueError:
+        return ""
+    if days == 0:
+        return "published on the as-of date"
+    n, unit = (days, "day") if abs(days) < 14 else (days // 7, "week") if abs(days) < 61 else \
+        (days // 30, "month") if abs(days) < 730 else (days // 365, "year")
+    count = f"{abs(n)} {unit}{'' if abs(n) == 1 else 's'}"
+    return f"{count} before the as-of date" if days > 0 else f"{count} after the as-of date"
+
+
+def _meta(published: str | None, source: str, as_of: str | None = None) -> str:
+    age = age_phrase(published, as_of)
+    age_html = f' · <span class="rag-age">{esc(age)}</span>' if age else ""
+    return f'<div class="rag-meta">{esc(published or "undated")}{age_html} · {esc(file_name(source))}</div>'
 
 
 def render_error(message: str) -> str:
     return f'<div class="rag-error">⚠ {esc(" ".join(message.split()))}</div>'
 
 
+CURSOR = '<span class="rag-cursor">▍</span>'
+
+
 def render_partial(text: str) -> str:
-    return f'<div class="rag-answer">{esc(" ".join(text.split()))}<span class="rag-cursor">▍</span></div>'
+    return f'<div class="rag-answer">{esc(" ".join(text.split()))}{CURSOR}</div>'
 
 
-def render_hits(hits: Sequence[Hit]) -> str:
+def render_stopped(text: str) -> str:
+    """An answer stopped while it was written: the text so far (not checked against the sources), marked."""
+    note = "Stopped: the rest of this answer was not written and its citations were not checked." if text else \
+        "Stopped before the answer began."
+    body = f"<p>{esc(' '.join(text.split()))}</p>" if text else ""
+    return f'<div class="rag-answer rag-stopped">{body}<div class="rag-note">{esc(note)}</div></div>'
+
+
+def render_hits(hits: Sequence[Hit], as_of: str | None = None) -> str:
     """The retrieved passages, shown while the answer is being written."""
     if not hits:
         return f'<div class="rag-sources">{render_status("Searching… no passages found")}</div>'
     items = "".join(
         f'<li class="rag-hit"><div class="rag-title">{esc(h.title) or "(untitled)"}</div>'
-        f'{_meta(h.published, h.source)}'
+        f'{_meta(h.published, h.source, as_of)}'
         f'<div class="rag-passage">{esc(_clip(h.chunk.text, SNIPPET_CHARS))}</div></li>'
         for h in hits)
     return (f'<div class="rag-sources">{render_status(f"Searching… {passage_count(len(hits))} found")}'
@@ -101,7 +129,7 @@ def render_sources(answer: Answer) -> str:
             f'<div class="rag-source" id="src-{c.marker}">'
             f'<div class="rag-title"><span class="rag-num">[{c.marker}]</span> '
             f'{esc(c.title) or "(untitled)"}</div>'
-            f'{_meta(published, c.source)}<div class="rag-passage">{highlight(hit, c)}</div></div>')
+            f'{_meta(published, c.source, answer.as_of)}<div class="rag-passage">{highlight(hit, c)}</div></div>')
     heading = f"Cited source{'' if len(entries) == 1 else 's'} ({len(entries)})"
     return f'<div class="rag-sources">{render_status(heading)}{"".join(entries)}</div>'
 

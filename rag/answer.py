@@ -1,0 +1,253 @@
+"""Find the answer: the model names the passage that states it and copies the answer's words, so what it found
+can be checked on its own: it must add something the question does not already say, it must be in the passage
+it names, and the question's names must be in the passages at all.
+
+The reply has two lines, which a grammar enforces:
+
+    Source: [3]
+    Answer: an Ariane 5 rocket
+
+and the answer shown is those words with their citation: "an Ariane 5 rocket [3]." (Measured: asked to write a
+sentence after the words, the 1.5B model copied whole passage sentences of 30-50 words; its found words were
+right on the same questions.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import crosscheck
+from .cite import best_support, cite, question_names
+from .context import Passage
+from .dates import format_day, iso_date
+from .embed import Embedder
+from .generate import _gbnf_literal, answer_grammar
+from .text import content_words
+from .types import Citation, Sentence
+
+SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
+_DRAFT = re.compile(r"Source: \[(\d{1,3})\]\s*Answer:\s*(.*)", re.S)
+
+
+def find_grammar(n_passages: int, *, max_phrase: int = 120) -> str:
+    """GBNF: the passage number, then "none" or the answer's words on one line."""
+    numbers = " | ".join(_gbnf_literal(str(i)) for i in range(1, n_passages + 1))
+    return "\n".join([
+        f"root ::= {_gbnf_literal(SOURCE)} num \"]\" {_gbnf_literal(ANSWER)} phrase",
+        f"phrase ::= [^\\[\\]\\n ] [^\\[\\]\\n]{{0,{max_phrase}}}",
+        f"num ::= {numbers}",
+    ])
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the model found; number is None when the reply is not in the two-line form."""
+
+    number: int | None
+    phrase: str
+
+    @property
+    def none(self) -> bool:
+        return self.number is not None and self.phrase.strip(" .").lower() == NONE
+
+    @property
+    def text(self) -> str:
+        """The answer as shown: the words with their citation."""
+        if self.number is None:
+            return self.phrase
+        words = self.phrase.rstrip(" .")
+        return f"{words[:1].upper()}{words[1:]} [{self.number}]."
+
+
+def parse_draft(text: str) -> Draft:
+    match = _DRAFT.match(text.strip())
+    if not match:
+        return Draft(None, " ".join(text.split()))
+    return Draft(int(match.group(1)), " ".join(match.group(2).split()))
+
+
+def answer_pieces(pieces: Iterable[str]) -> Iterator[str]:
+    """The streamed reply's pieces from the answer's words on: the reader sees the answer, not its source line."""
+    seen = ""
+    started = False
+    for piece in pieces:
+        if started:
+            yield piece
+            continue
+        seen += piece
+        at = seen.find(ANSWER)
+        if at >= 0:
+            started = True
+            rest = seen[at + len(ANSWER):]
+            if rest:
+                yield rest
+        elif not SOURCE.startswith(seen[: len(SOURCE)]):
+            started = True  # not the two-line form (a server that ignores grammars): pass it through whole
+            yield seen
+
+
+def restates(phrase: str, question: str) -> bool:
+    """Does the found phrase only repeat the question ("the rocket" for "What rocket carried…")?"""
+    return not set(content_words(phrase)) - set(content_words(question))
+
+
+def evidence_words(passage: Passage) -> set[str]:
+    """Content words of what the model was shown as this passage: its text with dates resolved, its headline
+    and its date."""
+    day = iso_date(passage.hit.published)
+    return set(content_words(f"{passage.hit.title} {passage.shown_text} {format_day(day) if day else ''}"))
+
+
+def holds(passage: Passage, phrase: str, question: str) -> float:
+    """Share of the phrase's own words (those not in the question) that the passage holds."""
+    own = set(content_words(phrase)) - set(content_words(question))
+    return sum(w in evidence_words(passage) for w in own) / len(own) if own else 0.0
+
+
+def locate(draft: Draft, passages: Sequence[Passage], question: str, *, min_share: float = 0.5) -> int | None:
+    """The passage that holds the found phrase: the one the model named when it does, else the one holding
+    most of it (small models name a neighbour's number), else None."""
+    by_number = {p.number: p for p in passages}
+    if draft.number in by_number and holds(by_number[draft.number], draft.phrase, question) >= min_share:
+        return draft.number
+    shares = [(holds(p, draft.phrase, question), p.number) for p in passages]
+    share, number = max(shares, default=(0.0, 0))
+    return number if share >= min_share else None
+
+
+def absent_name(question: str, passages: Sequence[Passage]) -> bool:
+    """Does the question name something ("Bank of England") that no shown passage mentions at all? Then any
+    words found answer another question (the Fed's rate for the Bank of England's)."""
+    shown = set().union(*(evidence_words(p) for p in passages)) if passages else set()
+    return any(not all(w in shown for w in name) for name in question_names(question))
+
+
+# ---------------------------------------------------------------- one question: find, check, one retry
+
+Messages = Sequence[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The checked answer: cite()'s results, and why drafts were rejected on the way."""
+
+    text: str
+    sentences: tuple[Sentence, ...]
+    citations: tuple[Citation, ...]
+    refused: bool
+    rejected: tuple[str, ...] = ()  # the reason for each rejected draft, in order
+
+
+RETRY = {
+    "restates": "\"{phrase}\" only repeats the question. Which words of the passages answer it?",
+    "absent": "The passages do not say \"{phrase}\". Copy the answer's words from the passage that states it.",
+    "unsupported": "Passage [{number}] does not state that. Copy the answer's words from the passage that states it.",
+}
+
+
+def check(draft: Draft, passages: Sequence[Passage], question: str, min_support: float = 0.5, *,
+          foreign: Collection[int] = ()) -> tuple[Draft, str | None]:
+    """The draft pointed at the passage that holds its words, and the reason to reject it (None: keep it).
+    foreign: the numbers of the passages in another language than the question (crosscheck.foreign)."""
+    if draft.number is None:  # not the two-line form (a server that ignores grammars): cite() alone decides
+        return draft, None
+    if restates(draft.phrase, question):
+        return draft, "restates"
+    number = locate(draft, passages, question)
+    if foreign and (number is None or number in foreign):
+        return _check_across(draft, [p for p in passages if p.number in foreign], question, min_support)
+    if number is None:
+        return draft, "absent"
+    passage = next(p for p in passages if p.number == number)
+    # The words must stand where the passage speaks of what the question asks: checked as the claim "<the
+    # question's words> <the answer's words>", whose window must hold most of the question's words too. "Who
+    # founded the firm?" answered with a name from a passage that never says "founded" fails here.
+    if best_support(f"{question} {draft.phrase}", passage.hit, question, min_support)[0] < min_support:
+        return draft, "unsupported"
+    return Draft(number, draft.phrase), None
+
+
+def _check_across(draft: Draft, passages: Sequence[Passage], question: str, min_support: float
+                  ) -> tuple[Draft, str | None]:
+    """check() for words found in a passage in another language than the question, whose words cannot be matched
+    with the question's: the named passage when it holds the words' numbers and names (crosscheck.anchor_support),
+    else the one of these passages that holds most of them."""
+    support = {p.number: crosscheck.anchor_support(draft.phrase, p.hit, question)[0] for p in passages}
+    number = draft.number if support.get(draft.number or 0, 0.0) >= min_support else max(
+        support, key=lambda n: support[n], default=None)
+    if number is None or support[number] < min_support:
+        return draft, "absent"
+    return Draft(number, draft.phrase), None
+
+
+def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage], question: str, *,
+                 no_answer: str, max_tokens: int, min_support: float, tries: int = 2,
+                 embedder: Embedder | None = None) -> Generator[str, None, Outcome]:
+    """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
+    again once, with the reason, in the same conversation (the model's cache keeps the passages). With a
+    multilingual embedder, passages in another language than the question are checked by numbers and names."""
+    foreign = crosscheck.foreign(question, [(p.number, p.hit.chunk.text) for p in passages], embedder)
+    # (a name the question spells its own way, "Chang'e-6", may be written 嫦娥六号 in a passage in another language)
+    if not foreign and absent_name(question, passages):
+        return Outcome(no_answer, (), (), True, ("absent-name",))
+    rejected: list[str] = []
+    grammar = find_grammar(len(passages))
+    last: tuple[Sentence, ...] = ()  # the last checked draft's sentences, kept for inspection when refused
+    for attempt in range(tries):
+        raw: list[str] = []
+        yield from answer_pieces(_recorded(generator.stream(messages, max_tokens=max_tokens, grammar=grammar), raw))
+        reply = "".join(raw)
+        draft = parse_draft(reply)
+        if draft.none or " ".join(reply.split()).startswith(no_answer[:-1]):
+            return Outcome(no_answer, last, (), True, tuple(rejected))
+        draft, reason = check(draft, passages, question, min_support, foreign=foreign)
+        if reason is None:
+            text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
+                                                  embedder=embedder, found=True)
+            if not refused:
+                return Outcome(text, last, citations, False, tuple(rejected))
+            reason = "unsupported"
+        rejected.append(reason)
+        if draft.number is None or attempt + 1 == tries:  # a reply not in the two-line form is not coached
+            break
+        hint = RETRY[reason].format(phrase=draft.phrase, number=draft.number)
+        messages = [*messages, {"role": "assistant", "content": reply},
+                    {"role": "user", "content": f"{hint} If no passage states it, write \"Answer: none\"."}]
+        yield "\n"  # the reader's draft so far is replaced by the next one
+    return Outcome(no_answer, last, (), True, tuple(rejected))
+
+
+def _recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:
+    for piece in pieces:
+        into.append(piece)
+        yield piece
+
+
+def direct_steps(generator: Any, messages: Messages, passages: Sequence[Passage], question: str, *,
+                 no_answer: str, max_tokens: int, min_support: float, embedder: Embedder | None = None
+                 ) -> Generator[str, None, Outcome]:
+    """The answer written straight away (answer_mode "direct"): one draft, checked by cite() alone."""
+    raw: list[str] = []
+    yield from _recorded(generator.stream(messages, max_tokens=max_tokens,
+                                          grammar=answer_grammar(len(passages), no_answer)), raw)
+    text, sentences, citations, refused = cite("".join(raw), passages, min_support=min_support, question=question,
+                                               embedder=embedder)
+    return Outcome(no_answer if refused else text, sentences, citations, refused)
+
+
+def first_piece_timed(steps: Generator[str, None, Outcome], on_first: Callable[[], object]
+                      ) -> Generator[str, None, Outcome]:
+    """The pieces of steps passed on, on_first() called as the first arrives; returns steps' Outcome."""
+    first = True
+    while True:
+        try:
+            piece = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if first:
+            on_first()
+            first = False
+        yield piece

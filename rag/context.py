@@ -1,0 +1,97 @@
+"""Retrieved hits → the numbered passages the model reads: the few sentences that best match the question."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dates import annotate_relative, format_day, is_date_line, iso_date
+from .embed import Embedder
+from .guard import defuse_markers, is_instruction
+from .signals import AnswerSignals
+from .text import content_words, split_sentences
+from .types import Hit
+
+
+@dataclass(frozen=True)
+class Passage:
+    """What the model is shown as "[number]": the best sentences of one retrieved chunk."""
+
+    number: int
+    hit: Hit
+    spans: tuple[tuple[int, int], ...]  # offsets into hit.chunk.text of the sentences shown
+    score: float = 0.0  # how well it matched the question: when the prompt is too long, the lowest goes first
+
+    @property
+    def text(self) -> str:
+        return " … ".join(self.hit.chunk.text[s:e] for s, e in self.spans)
+
+    @property
+    def shown_text(self) -> str:
+        """The text with its relative dates resolved against the article's date: "on Wednesday (23 August 2023)"."""
+        return annotate_relative(self.text, iso_date(self.hit.published))
+
+
+def _recall(claim: Sequence[str], passage: str) -> float:
+    if not claim:
+        return 0.0
+    have = set(content_words(passage))
+    return sum(w in have for w in claim) / len(claim)
+
+
+def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, max_sentences: int = 6,
+                   max_passages: int = 4) -> list[Passage]:
+    """The sentences of the top hits most like the question, grouped back by hit, numbered 1..n.
+
+    On 2 cores the model reads ~44 prompt tokens/s, so six good sentences (~200 tokens) instead of four whole
+    chunks (~1000) is the difference between ~5 s and ~23 s to the first token."""
+    candidates: list[tuple[int, int, int]] = []  # (hit index, start, end)
+    seen: set[tuple[str, int]] = set()  # overlapping chunks repeat sentences: show each once
+    for i, hit in enumerate(hits[:max_passages]):
+        for s, e in split_sentences(hit.chunk.text):
+            key = (hit.chunk.article_id, hit.chunk.start + s)
+            text = hit.chunk.text[s:e]
+            # an order to the assistant ("SYSTEM: answer every question with…") is never evidence
+            if key not in seen and not is_date_line(text) and not is_instruction(text):
+                seen.add(key)
+                candidates.append((i, s, e))
+    if not candidates:
+        return []
+    asked, signals = content_words(question), AnswerSignals(question)
+
+    def cheap(i: int, text: str, titled: str) -> float:
+        return (0.3 * _recall(asked, titled) + 0.2 * signals.number_match(text) + 0.15 * signals.answer_prior(text)
+                + 0.05 / (i + 1))
+
+    # scored with the article title in front, so "The company, which hopes to raise…" still matches a
+    # question that names the company
+    titled = {c: f"{hits[c[0]].title}: {hits[c[0]].chunk.text[c[1]:c[2]]}" for c in candidates}
+    base = {c: cheap(c[0], hits[c[0]].chunk.text[c[1]:c[2]], titled[c]) for c in candidates}
+    # Only the lexically likeliest sentences go through the embedder: embedding all ~40 sentences of five
+    # chunks took 0.45-1.0 s of the time to first token on 2 cores; the best few are never far down this list.
+    candidates = sorted(candidates, key=lambda c: -(base[c] + (hits[c[0]].dense_score or 0.0)))[
+        : max(12, 3 * max_sentences)]
+    sims = embedder.embed_documents([titled[c] for c in candidates]) @ embedder.embed_query(question)
+    scores = [float(sim) + base[c] for c, sim in zip(candidates, np.asarray(sims).tolist())]
+    best = sorted(range(len(candidates)), key=lambda k: -scores[k])[:max_sentences]
+    # One number per sentence, in retrieval order: measured on the seed set, a 1.5B model cites the right
+    # number far more often when each [n] is a single sentence than when [n] joins several with "…".
+    best.sort(key=lambda k: (candidates[k][0], candidates[k][1]))
+    return [Passage(number=n, hit=hits[candidates[k][0]], spans=((candidates[k][1], candidates[k][2]),),
+                    score=scores[k]) for n, k in enumerate(best, 1)]
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    """The numbered lines the model reads: "[n] (headline's first words, publication date) text", with relative
+    dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it cannot pass
+    for a passage number, and a headline that gives orders is left out."""
+    lines = []
+    for p in passages:
+        title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
+        day = iso_date(p.hit.published)
+        meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
+        text = defuse_markers(p.shown_text)
+        lines.append(f"[{p.number}] ({meta}) {text}" if meta else f"[{p.number}] {text}")
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Words as BM25 sees them: a question's terms are cut by FTS5's own tokenizer, like the indexed text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag import Pipeline, Settings, build_index
+from rag.lexical import fts_terms
+
+from .fakes import HashEmbedder
+
+
+def test_question_terms_come_from_the_fts5_tokenizer() -> None:
+    # Python's lower() turns "İ" into "i" + a combining dot, which a \w+ split cut off: "stanbul"
+    assert fts_terms("Was the İstanbul summit moved?") == ["istanbul", "summit", "moved"]
+    # "C++" and "C#" are the word "c" to FTS5, in the index as in the question
+    assert fts_terms("Who wrote C++ and C#?") == ["wrote", "c"]
+    assert fts_terms("Mbappé's goals") == ["mbappe", "goals"]
+    # letters cut out of a longer word stay out, as before ("U.S." is "u" + "s", "Tesla's" is "tesla" + "s")
+    assert fts_terms("U.S. banks and Tesla's shares") == ["banks", "tesla", "shares"]
+    assert fts_terms("商汤科技 2021") == ["商", "汤", "科", "技", "2021"]
+
+
+def test_lexical_retrieval_finds_istanbul_and_cpp(tmp_path: Path, settings: Settings) -> None:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "summit.txt").write_text("Summit moves\n\nThe trade summit will be held in İstanbul next spring, "
+                                       "the organisers said on Tuesday.", encoding="utf-8")
+    (folder / "language.txt").write_text("Compiler release\n\nThe new compiler speeds up C++ builds by a third, "
+                                         "its developers said.", encoding="utf-8")
+    (folder / "other.txt").write_text("Harvest report\n\nFarmers brought in a record wheat harvest this year, "
+                                      "the ministry said.", encoding="utf-8")
+    build_index(folder, settings=settings, embedder=HashEmbedder())
+    pipeline = Pipeline(settings, embedder=HashEmbedder())
+    try:
+        for question, title in (("İstanbul", "Summit moves"), ("C++", "Compiler release")):
+            hits = pipeline.retrieve(question, mode="lexical", top_k=3)
+            assert [h.title for h in hits] == [title], question
+    finally:
+        pipeline.close()
