@@ -32,6 +32,7 @@ PROBES = ROOT / "tests" / "data" / "relation_probes.jsonl"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--show", action="store_true", help="print every row the rules reject")
     args = parser.parse_args()
     rows = [json.loads(line) for line in PROBES.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = rows[: args.limit]
@@ -55,6 +56,8 @@ def main() -> None:
             reject = not found or (rule == "disagree" and not same_answer(row["phrase"], reply, row["question"]))
             caught += reject and not row["label"]
             rejected_true += reject and row["label"]
+            if args.show and reject:
+                print(f"  {rule}: {row['id']} phrase={row['phrase']!r} second read={reply!r}")
         false_rows = sum(not r["label"] for r in rows) or 1
         true_rows = sum(bool(r["label"]) for r in rows) or 1
         print(f"{rule:9} wrong claims caught {caught}/{false_rows} ({caught / false_rows:.0%}), "

@@ -13,13 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Union
 
+from . import embed_choice
 from .answer import answer_steps, direct_steps, first_piece_timed, second_read_prompt
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
 from .context import Passage, format_passages, select_context
 from .dates import Date, format_day, parse_as_of
-from .embed import Embedder, SentenceTransformerEmbedder, resolve_embed_model
+from .embed import Embedder
 from .errors import ConfigError
 from .generate import (
     Generator,
@@ -30,6 +31,7 @@ from .generate import (
 )
 from .guard import defuse_markers
 from .indexing import IndexReport, Log, run_index
+from .languages import answer_rule, no_answer, question_language
 from .manifest import read_manifest
 from .models import model_name, resolve_llm_path
 from .rerank import CrossEncoderReranker, Reranker
@@ -58,9 +60,8 @@ _DONE = object()  # the answering thread has finished
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """The embedder the settings name (default: packaged all-MiniLM-L6-v2)."""
-    return SentenceTransformerEmbedder(settings.embed_model, batch_size=settings.embed_batch_size,
-                                       threads=settings.threads, query_threads=settings.generate_threads)
+    """The embedder the settings name; by default the one the index was built with (embed_choice.py)."""
+    return embed_choice.load_embedder(settings)
 
 
 def build_index(path: str | Path | None = None, *, settings: Settings | None = None,
@@ -68,7 +69,9 @@ def build_index(path: str | Path | None = None, *, settings: Settings | None = N
     """Index (or bring up to date) the articles under path; None indexes the bundled sample corpus."""
     settings = settings or Settings.from_env()
     root = Path(path) if path is not None else SAMPLE_CORPUS_DIR
-    return run_index(root, settings, embedder or load_embedder(settings), rebuild=rebuild, log=log)
+    if embedder is None and not embed_choice.is_auto(settings):
+        embedder = load_embedder(settings)
+    return run_index(root, settings, embedder, rebuild=rebuild, log=log)  # None: chosen from the languages
 
 
 def index_info(settings: Settings | None = None, *, check: bool = False) -> dict[str, Any]:
@@ -126,7 +129,7 @@ class Pipeline:
     def store(self) -> Store:
         """The live index, reopened when a newer build has been swapped in."""
         if self._store is None or self._store.is_stale():
-            name = self._embedder.name if self._embedder else resolve_embed_model(self.settings.embed_model)[1]
+            name = self._embedder.name if self._embedder else embed_choice.expected_name(self.settings)
             dim = self._embedder.dim if self._embedder else None
             store = Store(self.settings.index_dir, embedder_name=name, embedder_dim=dim)
             if self._store is not None:
@@ -219,6 +222,8 @@ class Pipeline:
                         as_of=as_of)
         timings["retrieval_s"] = round(time.perf_counter() - t, 3)
         yield hits
+        language = question_language(question)  # the answer, and its refusal, are written in it
+        refusal = no_answer(language)
 
         def finish(answer_text: str, refused: bool, **extra: Any) -> Answer:
             timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -227,26 +232,28 @@ class Pipeline:
                           note=note, as_of=as_of.isoformat(), **extra)
 
         if not self._relevant(standalone, hits):
-            yield finish(NO_ANSWER, True)  # nothing relevant: the model is not called
+            yield finish(refusal, True)  # nothing relevant: the model is not called
             return
         t = time.perf_counter()
         passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
                                   max_passages=s.context_passages)
-        passages, messages = fit_passages(passages, lambda shown: self._answer_messages(shown, standalone, as_of),
+        passages, messages = fit_passages(passages,
+                                          lambda shown: self._answer_messages(shown, standalone, as_of, language),
                                           self.generator.count_tokens, self._room(s.max_answer_tokens))
         timings["context_s"] = round(time.perf_counter() - t, 3)
         if not passages:  # not one sentence fits beside the question: nothing to answer from
-            yield finish(NO_ANSWER, True)
+            yield finish(refusal, True)
             return
         timings["prompt_tokens"] = sum(self.generator.count_tokens(m["content"]) for m in messages)
         t = time.perf_counter()
         if s.answer_mode == "find":
-            steps = answer_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
+            steps = answer_steps(self.generator, messages, passages, standalone, no_answer=refusal,
                                  max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support,
+                                 embedder=self.embedder,
                                  second_read=self._second_read(standalone) if s.second_read else None)
         else:
-            steps = direct_steps(self.generator, messages, passages, standalone, no_answer=NO_ANSWER,
-                                 max_tokens=s.max_answer_tokens, min_support=s.min_support)
+            steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,
+                                 max_tokens=s.max_answer_tokens, min_support=s.min_support, embedder=self.embedder)
         outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
             "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
@@ -261,10 +268,13 @@ class Pipeline:
                 "second_read.txt", passage=defuse_markers(second_read_prompt(passage)), question=question)}]
         return messages
 
-    def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date) -> list[dict[str, str]]:
+    def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date,
+                         language: str = "en") -> list[dict[str, str]]:
+        rule = answer_rule(language, find=self.settings.answer_mode == "find")  # "" for English
         return [self._system_message(),
                 {"role": "user", "content": self.prompts.render("answer.txt", passages=format_passages(passages),
-                                                                 question=question, today=format_day(as_of))}]
+                                                                 question=question, today=format_day(as_of),
+                                                                 answer_language=rule)}]
 
     def _room(self, answer_tokens: int) -> int:
         """Tokens of message text that fit the model's window beside its chat template and the answer."""

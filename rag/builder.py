@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from . import faiss_index
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from .lexical import TOKENIZE, count_terms, fts_text
+from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text
 from .manifest import (
     FORMAT_VERSION,
     GENERATION,
@@ -38,6 +38,7 @@ from .manifest import (
     write_manifest,
 )
 from .store import check_sqlite, connect, guarded
+from .text import has_cjk
 from .types import Article, Chunk
 
 SCHEMA = f"""
@@ -50,6 +51,7 @@ CREATE INDEX IF NOT EXISTS chunks_by_article ON chunks(article_id);
 CREATE INDEX IF NOT EXISTS articles_by_date ON articles(published);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(title, body, tokenize='{TOKENIZE}');
 CREATE TABLE IF NOT EXISTS term_df(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;
+{TRIGRAM_SCHEMA}
 """
 
 
@@ -147,6 +149,9 @@ class Builder:
             rowid = int(cur.lastrowid or 0)
             self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
                             (rowid, fts_text(article.title), fts_text(chunk.text)))
+            if has_cjk(article.title) or has_cjk(chunk.text):  # Chinese/Japanese: BM25 by trigrams too (lexical.py)
+                self.db.execute(f"INSERT INTO {TRIGRAM_TABLE}(rowid, title, body) VALUES (?, ?, ?)",
+                                (rowid, article.title, chunk.text))
             self.added.append((rowid, vec))
 
     @guarded
@@ -182,10 +187,17 @@ class Builder:
     def _delete_article(self, article_id: str) -> int:
         rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
+        self.db.executemany(f"DELETE FROM {TRIGRAM_TABLE} WHERE rowid = ?", [(r,) for r in rows])
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         self.removed_rowids.extend(rows)
         return len(rows)
+
+    @guarded
+    def language_counts(self) -> dict[str, int]:
+        """Articles per detected language ("und": too little text to tell)."""
+        return {lang or "und": n for lang, n in
+                self.db.execute("SELECT language, count(*) FROM articles GROUP BY language ORDER BY 2 DESC")}
 
     # --- finishing
     @guarded

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from . import crosscheck
 from .context import Passage
 from .dates import annotate_relative, format_day, iso_date
+from .embed import Embedder
 from .guard import is_instruction
+from .languages import is_refusal
 from .text import content_words, split_sentences
 from .types import Citation, Hit, Sentence
 
@@ -117,17 +120,31 @@ def _with_markers(sentence: str, markers: Sequence[int]) -> str:
     return body + "".join(f" [{m}]" for m in markers) + stop if markers else body + stop
 
 
-def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, question: str = ""
+def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, question: str = "",
+         embedder: Embedder | None = None, found: bool = False
          ) -> tuple[str, tuple[Sentence, ...], tuple[Citation, ...], bool]:
-    """(answer text, sentences, citations, refused) from the model's raw text and the passages it saw."""
+    """(answer text, sentences, citations, refused) from the model's raw text and the passages it saw. With a
+    multilingual embedder, a passage in another language than the question is checked by meaning, or, for the
+    find step's few words (found=True), by their numbers and names (crosscheck)."""
     raw = " ".join(text.split())
-    if not raw or raw.startswith(NO_ANSWER[:-1]) or NO_ANSWER[:-1] in raw:
+    if not raw or is_refusal(raw):  # the refusal sentence in any language of rag/data/languages.json
         return NO_ANSWER, (), (), True
     by_number = {p.number: p for p in passages}
+    other = crosscheck.foreign(question, [(p.number, p.hit.chunk.text) for p in passages], embedder)
+
+    def check(sentence: str, p: Passage) -> tuple[float, int, int]:
+        window = best_support(sentence, p.hit, question, min_support)
+        if p.number in other and embedder is not None and window[0] < 1.0:
+            claim = _MARKER.sub("", sentence)
+            window = max(window, crosscheck.anchor_support(claim, p.hit, question) if found
+                         else crosscheck.cross_support(claim, p.hit, embedder, question))
+        return window
+
     # A name the question asks about that no shown passage mentions at all ("Bank of England" when only the
     # Fed's decision was retrieved) means a claim repeating it cannot be supported, however many words match.
     shown = set(content_words(" ".join(f"{p.hit.title} {p.hit.chunk.text}" for p in passages)))
-    absent = [n for n in question_names(question) if not all(w in shown for w in n)]
+    # (not across languages: "Chang'e-6" is written 嫦娥六号 in the passage that answers)
+    absent = [] if other else [n for n in question_names(question) if not all(w in shown for w in n)]
     asked_words, wh_question = set(content_words(question)), bool(_WH_QUESTION.match(question))
     # drop markers that point at no passage the model was shown (a prompt injection cannot add one)
     raw = _MARKER.sub(lambda m: m.group(0) if int(m.group(1)) in by_number else "", raw)
@@ -136,7 +153,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
     pieces: list[str] = []
     for sentence, markers in split_claims(raw):
         markers = tuple(dict.fromkeys(markers))  # keep order, drop repeats
-        scored = [(m, best_support(sentence, by_number[m].hit, question, min_support)) for m in markers]
+        scored = [(m, check(sentence, by_number[m])) for m in markers]
         support = max((s for _, (s, _, _) in scored), default=0.0)
         claim_words = set(content_words(_MARKER.sub("", sentence)))
         names_missing = any(all(w in claim_words for w in n) for n in absent)
@@ -149,7 +166,7 @@ def cite(text: str, passages: Sequence[Passage], *, min_support: float = 0.5, qu
         if support < min_support and not names_missing and not restates:
             # Small models often state a passage's fact but cite its neighbour's number: re-cite the sentence
             # to the shown passage that does support it, rather than drop a true, checkable claim.
-            alternatives = [(p.number, best_support(sentence, p.hit, question, min_support)) for p in passages]
+            alternatives = [(p.number, check(sentence, p)) for p in passages]
             number, window = max(alternatives, key=lambda a: a[1][0], default=(0, (0.0, 0, 0)))
             if window[0] >= min_support:
                 scored, support, recited = [(number, window)], window[0], True

@@ -64,7 +64,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"corpus:     {info.get('root', '?')}")
     print(f"contents:   {counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks, "
           f"{counts.get('files', 0)} files")
-    print(f"embedder:   {emb.get('name')} ({emb.get('dim')} dims)")
+    print(f"embedder:   {emb.get('name')} ({emb.get('dim')} dims)"
+          + (f"; {info['embedder_note']}" if info.get("embedder_note") else ""))
+    if info.get("languages"):
+        print("languages:  " + ", ".join(f"{lang} {n}" for lang, n in info["languages"].items()))
     print(f"vectors:    {faiss.get('type')}" + (f" (nlist {faiss['nlist']})" if "nlist" in faiss else ""))
     print(f"chunking:   {info.get('chunking')}")
     print(f"built at:   {info.get('built_at')}")
@@ -113,7 +116,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = Settings.from_env(index_dir=index_dir, top_k=args.top_k)
     progress = _Progress()
     pipeline = Pipeline(settings)
-    report = build_index(args.corpus, settings=settings, embedder=pipeline.embedder, log=progress)
+    report = build_index(args.corpus, settings=settings, log=progress)  # the Pipeline then loads the same embedder
     progress.done()
     _stderr(report.summary().splitlines()[1])
     started = time.perf_counter()

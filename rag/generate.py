@@ -20,7 +20,7 @@ Message = dict[str, str]
 PROMPT_FIELDS: dict[str, frozenset[str]] = {
     "system.txt": frozenset({"no_answer"}),
     "find.txt": frozenset({"no_answer"}),
-    "answer.txt": frozenset({"passages", "question", "today"}),
+    "answer.txt": frozenset({"passages", "question", "today", "answer_language"}),
     "rewrite.txt": frozenset({"history", "question"}),
     "second_read.txt": frozenset({"passage", "question"}),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .builder import Builder
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
+from .embed_choice import load_embedder, pick
 from .errors import IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
@@ -44,6 +46,7 @@ class IndexReport:
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
+    embedder_note: str = ""  # why this embedder, when it was chosen from the corpus's languages
     seconds: float = 0.0
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -57,6 +60,8 @@ class IndexReport:
             "articles_added": self.articles_added,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
+            "embedder": {**self.manifest.get("embedder", {}), **({"note": self.embedder_note} if self.embedder_note
+                                                                   else {})},
             "seconds": round(self.seconds, 3),
             "counts": self.manifest.get("counts", {}),
         }
@@ -71,6 +76,8 @@ class IndexReport:
             f"embedded {self.chunks_embedded} chunks of {self.articles_added} new or changed articles; "
             f"removed {self.articles_removed} articles; {self.seconds:.1f} s",
         ]
+        if self.embedder_note:
+            lines.append(f"embedder: {self.manifest.get('embedder', {}).get('name')} ({self.embedder_note})")
         lines += [f"skipped {s.source}: {s.reason}" for s in self.skipped + self.skipped_lines[:SUMMARY_LINES]]
         if len(self.skipped_lines) > SUMMARY_LINES:
             lines.append(f"... and {len(self.skipped_lines) - SUMMARY_LINES} more skipped .jsonl lines "
@@ -84,9 +91,10 @@ def chunking_settings(settings: Settings) -> dict[str, Any]:
             "title_tokens": TITLE_TOKENS, "splitter": 1}
 
 
-def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bool = False,
+def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebuild: bool = False,
               log: Log | None = None) -> IndexReport:
-    """Bring the index at settings.index_dir up to date with the files under root."""
+    """Bring the index at settings.index_dir up to date with the files under root; embedder None picks one from
+    the corpus's languages (embed_choice.pick) for a new index, and keeps the one an existing index was built with."""
     started = time.perf_counter()
     say = log or (lambda _msg: None)
     root = Path(root).expanduser()
@@ -94,9 +102,9 @@ def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bo
         raise IngestError(f"{root} does not exist; give a folder (or file) of .txt/.md/.html/.jsonl articles")
     root = root.resolve()
     report = IndexReport(index_dir=Path(settings.index_dir))
-    builder = Builder(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
-                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
-                      nprobe=settings.ivf_nprobe, rebuild=rebuild)
+    builder = Builder(settings.index_dir, embedder_name=embedder.name if embedder else "",
+                      embedder_dim=embedder.dim if embedder else 0, chunking=chunking_settings(settings),
+                      ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, rebuild=rebuild)
     try:
         files = [(root, path) for path in iter_files(root)]
         uploads = uploads_dir(settings.index_dir)
@@ -104,17 +112,38 @@ def run_index(root: Path, settings: Settings, embedder: Embedder, *, rebuild: bo
             found = {path for _, path in files}
             files += [(uploads, path) for path in iter_files(uploads) if path not in found]
         pending, seen = _scan(files, settings, builder, report, say)
+        if embedder is None:
+            embedder, report.embedder_note = choose_embedder(settings, builder, pending)
+            builder.embedder = {"name": embedder.name, "dim": embedder.dim}
+            say(f"embedder: {embedder.name} ({report.embedder_note})")
         _embed_and_add(pending, settings, embedder, builder, report, say)
         previous_paths = builder.known_paths() - seen
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
         report.articles_removed = builder.remove_unreferenced_articles()
-        report.manifest = builder.commit({"root": str(root)})
+        report.manifest = builder.commit({"root": str(root), "languages": builder.language_counts(),
+                                          **({"embedder_note": report.embedder_note} if report.embedder_note else {})})
     except BaseException:
         builder.abort()
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def choose_embedder(settings: Settings, builder: Builder, pending: list[Article]) -> tuple[Embedder, str]:
+    """The embedder for an index whose settings leave the choice to the corpus: the one the index was built with,
+    or for a new index the one embed_choice.pick names for the languages of its articles."""
+    languages = Counter(a.language for a in pending)
+    if builder.previous is not None:
+        name = str(builder.previous.get("embedder", {}).get("name", ""))
+        languages.update(builder.language_counts())
+        wanted, _ = pick(languages)
+        note = str(builder.previous.get("embedder_note") or "the one the index was built with")
+        if wanted != name:
+            note += f"; the articles' languages now call for {wanted}: rebuild with --rebuild to switch"
+        return load_embedder(settings, name), note
+    name, note = pick(languages)
+    return load_embedder(settings, name), note
 
 
 def add_files(paths: Sequence[Path], root: Path, settings: Settings, embedder: Embedder, *,
@@ -171,9 +200,11 @@ def _builder(settings: Settings, name: str, dim: int, chunking: dict[str, Any]) 
 
 
 def _kept_root(builder: Builder) -> dict[str, Any]:
-    """The corpus folder the last `rag index` run read, kept in the manifest by a change that reads no folder."""
-    root = (builder.previous or {}).get("root")
-    return {"root": root} if root else {}
+    """The corpus folder the last `rag index` run read and why its embedder was chosen, kept in the manifest by a
+    change that reads no folder, with the articles' languages counted again."""
+    previous = builder.previous or {}
+    kept = {key: previous[key] for key in ("root", "embedder_note") if previous.get(key)}
+    return {**kept, "languages": builder.language_counts()}
 
 
 def _with_index_chunking(settings: Settings) -> Settings:

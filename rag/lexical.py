@@ -3,20 +3,29 @@
 FTS5 scores every chunk that holds any query term, so a common word ("2021", "government") in a big index
 costs tens of milliseconds per 100k chunks holding it. term_df (chunks holding each term, refreshed at
 indexing) lets a search keep the rarest question words within a postings budget.
+
+Chinese and Japanese, written without spaces between words, are also read through a second FTS5 table,
+`chunks_fts_cjk`, with SQLite's trigram tokenizer: a question that holds CJK is matched by the trigrams of its
+CJK runs (no segmenter: a word is found wherever its characters are), its names and numbers in chunks_fts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .text import CJK, STOPWORDS
+from .languages import question_language
+from .text import CJK, CJK_RUN, STOPWORDS, foreign_stopwords
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (builder.py's schema)
 UNSTEMMED = "unicode61 remove_diacritics 2"  # the same without porter: the words a MATCH phrase stems again
+TRIGRAM_TABLE = "chunks_fts_cjk"  # the Chinese and Japanese chunks again, by trigrams (index format 2)
+TRIGRAM_SCHEMA = f"CREATE VIRTUAL TABLE IF NOT EXISTS {TRIGRAM_TABLE} USING fts5(title, body, tokenize='trigram');"
+_LATIN = re.compile(r"[^\W\d_]{3,}|\d[\d.,]*\d|\d{3,}")  # words and numbers of 3+ characters, for trigram search
 
 
 def fts_text(text: str) -> str:
@@ -27,14 +36,24 @@ def fts_text(text: str) -> str:
 def fts_terms(question: str) -> list[str]:
     """The question's content words as FTS5 cuts the indexed text (unicode61, unstemmed: "İstanbul" →
     "istanbul", "C++" → "c"), each once, in order. A letter cut out of a longer word ("u" and "s" of "U.S.",
-    the "s" of "Tesla's") is left out; a word that is one letter to FTS5 ("C#", "X") is kept."""
-    pieces = fts_text(question).split()
+    the "s" of "Tesla's") is left out; a word that is one letter to FTS5 ("C#", "X") is kept. From a question
+    not in English, function words of French, German, Spanish, Portuguese and Italian go too, matched with
+    their accents before FTS5 drops them ("für" goes, "Uber" stays): a German question's "die" and "wie" would
+    rank every German article first."""
+    pieces = fts_text(_without_foreign_stopwords(question)).split()
     seen: list[str] = []
     for tokens in _tokenize(pieces):
         for w in tokens:
             if w not in STOPWORDS and w not in seen and (len(w) > 1 or len(tokens) == 1 or w.isdigit()):
                 seen.append(w)
     return seen
+
+
+def _without_foreign_stopwords(question: str) -> str:
+    if question_language(question) == "en":  # "die", "son", "Los Angeles" stay English words
+        return question
+    foreign = foreign_stopwords()
+    return re.sub(r"\w+", lambda m: " " if m.group().lower() in foreign else m.group(), question)
 
 
 def _tokenize(pieces: Sequence[str]) -> list[list[str]]:
@@ -66,6 +85,43 @@ def bm25_search(db: sqlite3.Connection, terms: Sequence[str], top_n: int,
     sql += " ORDER BY s LIMIT ?"
     args.append(top_n)
     return [(int(r), -float(s)) for r, s in db.execute(sql, args)]
+
+
+def trigram_terms(question: str) -> list[str]:
+    """What a question asks of the trigram table, each once: the overlapping three-character pieces of its CJK
+    runs, and its Latin words and numbers of three or more characters (FTS5's trigram index matches nothing
+    shorter, so a run of one or two characters is left to the dense side)."""
+    terms = [run[i:i + 3] for run in CJK_RUN.findall(question) for i in range(len(run) - 2)]
+    terms.extend(w.lower() for w in _LATIN.findall(CJK_RUN.sub(" ", question)))
+    return list(dict.fromkeys(t for t in terms if len(t) >= 3))
+
+
+def bm25_search_cjk(db: sqlite3.Connection, question: str, top_n: int,
+                    allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
+    """(chunk rowid, BM25 score, higher is better) of the CJK chunks sharing trigrams with the question."""
+    terms = trigram_terms(question)
+    if not terms:
+        return []
+    match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    sql = f"SELECT rowid, bm25({TRIGRAM_TABLE}, 0.5, 1.0) AS s FROM {TRIGRAM_TABLE} WHERE {TRIGRAM_TABLE} MATCH ?"
+    args: list[Any] = [match]
+    if allowed is not None:  # as in bm25_search: one JSON parameter, checked per hit
+        sql += " AND +rowid IN (SELECT value FROM json_each(?))"
+        args.append(json.dumps([int(r) for r in allowed]))
+    sql += " ORDER BY s LIMIT ?"
+    args.append(top_n)
+    return [(int(r), -float(s)) for r, s in db.execute(sql, args)]
+
+
+def merge_bm25(first: list[tuple[int, float]], second: list[tuple[int, float]],
+               top_n: int) -> list[tuple[int, float]]:
+    """Two BM25 lists of different tables as one: each score over its list's best, summed, best first."""
+    scores: dict[int, float] = {}
+    for hits in (first, second):
+        top = max((s for _, s in hits), default=0.0) or 1.0
+        for rowid, score in hits:
+            scores[rowid] = scores.get(rowid, 0.0) + score / top
+    return sorted(scores.items(), key=lambda item: -item[1])[:top_n]
 
 
 def affordable_terms(terms: list[str], freq: dict[str, int], budget: int) -> list[str]:

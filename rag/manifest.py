@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks_fts_cjk, the trigram table for Chinese and Japanese chunks (lexical.py)
 MANIFEST = "manifest.json"
 SQLITE = "store.sqlite"
 VECTORS = "vectors.faiss"

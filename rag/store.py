@@ -19,8 +19,9 @@ import numpy as np
 
 from . import faiss_index
 from .errors import IndexCorruptError, IndexNotFoundError
-from .lexical import affordable_terms, bm25_search, fts_terms, term_frequencies
+from .lexical import affordable_terms, bm25_search, bm25_search_cjk, fts_terms, merge_bm25, term_frequencies
 from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
+from .text import has_cjk, without_cjk
 from .types import Article, Chunk
 
 
@@ -138,12 +139,17 @@ class Store:
         index costs tens of milliseconds per 100k chunks holding it. With postings_budget > 0, terms are taken
         rarest first while the chunks holding them add up to at most the budget (the rarest is always kept);
         the common words left out weigh little in BM25 anyway, and the dense side still sees the whole question."""
-        terms = fts_terms(question)
-        if not terms or (allowed is not None and not allowed):
+        if allowed is not None and not allowed:
             return []
+        cjk = bm25_search_cjk(self.db, question, top_n, allowed) if has_cjk(question) else None
+        terms = fts_terms(without_cjk(question) if cjk is not None else question)
+        if not terms:
+            return cjk or []
         if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
             terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
-        return bm25_search(self.db, terms, top_n, allowed)
+        found = bm25_search(self.db, terms, top_n, allowed)
+        # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts
+        return found if cjk is None else merge_bm25(cjk, found, top_n)
 
     @guarded
     def term_frequencies(self, terms: Sequence[str]) -> dict[str, int]:

@@ -7,8 +7,11 @@ Retrieval's rescoring (words_of), the support check and context choice (content_
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
 
 # Words that carry no topic: dropped from BM25 queries, rescoring and the support check.
 STOPWORDS = frozenset(
@@ -18,8 +21,11 @@ STOPWORDS = frozenset(
 )
 _STOP = STOPWORDS | {"being", "said", "says", "according", "much", "many"}  # not evidence of support either
 
-# kana, CJK ideographs and hangul: written without spaces, so each character is a word of its own
-CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])")
+# kana, CJK ideographs (with extension A and compatibility ideographs) and hangul: written without spaces, so to
+# FTS5's unicode61 each character is a word of its own, and to the support check each pair of characters is one
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CJK = re.compile(f"([{CJK_CHARS}])")
+CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
 
 _WORD = re.compile(r"[\w']+")
 
@@ -39,14 +45,44 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%")."""
+    """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%"); CJK as character
+    bigrams ("月球样品" → 月球 球样 样品)."""
+    out, text = split_bigrams(text)  # Chinese/Japanese has no spaces: its words are character pairs
     words = re.findall(r"[\w.$%]+", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
-    out = []
     for w in words:
         w = w.strip(".")
         if w and w not in _STOP:
             out.append(w.strip("$%") if any(ch.isdigit() for ch in w) else stem(w))
     return out
+
+
+@lru_cache(maxsize=1)
+def foreign_stopwords() -> frozenset[str]:
+    """Function words of French, German, Spanish, Portuguese and Italian (rag/data/stopwords.json), lower-cased
+    with their accents ("où", "für"): dropped from BM25 queries beside STOPWORDS."""
+    raw: dict[str, str] = json.loads(resources.files("rag").joinpath("data/stopwords.json").read_text("utf-8"))
+    return frozenset(w for code, words in raw.items() if not code.startswith("_") for w in words.split())
+
+
+# ---------------------------------------------------------------- Chinese and Japanese
+
+def has_cjk(text: str) -> bool:
+    return CJK_RUN.search(text) is not None
+
+
+def without_cjk(text: str) -> str:
+    return CJK_RUN.sub(" ", text)
+
+
+def bigrams(run: str) -> list[str]:
+    """The overlapping character pairs of a CJK run ("月球样品" → 月球 球样 样品); a lone character is kept."""
+    return [run[i:i + 2] for i in range(len(run) - 1)] or [run]
+
+
+def split_bigrams(text: str) -> tuple[list[str], str]:
+    """(the character bigrams of the text's CJK runs, the text with those runs blanked out)."""
+    grams = [g for run in CJK_RUN.findall(text) for g in bigrams(run)]
+    return grams, CJK_RUN.sub(" ", text) if grams else text
 
 
 # ---------------------------------------------------------------- sentences
@@ -56,9 +92,10 @@ _ABBREVIATIONS = frozenset(
     "jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k u.n e.g i.e a.m p.m".split()
 )
 # A sentence ends at . ! ? … (plus closing quotes/brackets) before white space and a capital, digit or quote,
-# or right after CJK full stops.
+# or right after CJK full stops (full-width or half-width), or after ! ? … written straight before a CJK character
+# (Chinese text has no space after them).
 _LATIN_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s+[\"'“‘«(\[]?[\w¿¡])")
-_CJK_END = re.compile(r"[。！？]+[”’」』）]*")
+_CJK_END = re.compile(f"[。！？．｡]+[”’」』）]*|[!?…]+[”’」』）]*(?=[{CJK_CHARS}“‘「『（])")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

@@ -96,6 +96,22 @@ class ScriptedGenerator:
         return self.calls[-1][-1]["content"]
 
 
+class NumberEmbedder(HashEmbedder):
+    """A "multilingual" stand-in: only the numbers of a text count, and numbers read the same in every language,
+    so "brought back 1935.3 grams" and "共采集月球样品1935.3克" get the same vector; a text without numbers gets
+    the zero vector (cosine 0 with everything)."""
+
+    name = "numbers-256"
+    multilingual = True
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for number in re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", text)):
+            vec[zlib.crc32(number.encode()) % self.dim] += 1.0
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+
 class QuotingGenerator:
     """Answers every question with the first sentence of passage [1], cited, streamed a word at a time with
     `delay` seconds before each word (settable while it runs, to make an answer long enough to stop). A

@@ -10,25 +10,26 @@ RAG = Path(__file__).resolve().parents[1] / "rag"
 # The pipeline's stages, in order. A module may import from its own stage and from earlier ones, never from a
 # later one; a new module joins the stage of its job (this test fails until it is listed).
 STAGES: tuple[tuple[str, frozenset[str]], ...] = (
-    ("foundation", frozenset({"errors", "config", "types", "text", "dates"})),
+    ("foundation", frozenset({"errors", "config", "types", "text", "dates", "languages"})),
     ("read", frozenset({"files", "htmltext", "ingest", "uploads"})),
     ("chunk", frozenset({"chunk"})),
-    ("embed", frozenset({"models", "embed"})),
-    ("index", frozenset({"manifest", "faiss_index", "lexical", "store", "builder"})),
+    ("embed", frozenset({"models", "embed", "embed_use"})),
+    ("index", frozenset({"manifest", "faiss_index", "lexical", "store", "builder", "embed_choice"})),
     ("indexing", frozenset({"indexing"})),
     ("signals", frozenset({"signals"})),
     ("retrieve", frozenset({"rerank", "retrieve"})),
     ("context", frozenset({"guard", "context"})),
     ("generate", frozenset({"budget", "generate"})),
-    ("cite", frozenset({"cite"})),
+    ("cite", frozenset({"cite", "crosscheck"})),
     ("answer", frozenset({"answer"})),
     ("api", frozenset({"api", "corpus", "__init__"})),
     ("clients", frozenset({"cli", "eval"})),
 )
 STAGE_OF = {module: i for i, (_, modules) in enumerate(STAGES) for module in modules}
 # After retrieval the answer is built from Hits alone: these never reach into the index or the retriever.
-ANSWERING = ("context", "budget", "generate", "cite", "answer")
-INDEX_SIDE = ("manifest", "faiss_index", "lexical", "store", "builder", "indexing", "retrieve", "rerank")
+ANSWERING = ("context", "budget", "generate", "cite", "crosscheck", "answer")
+INDEX_SIDE = ("manifest", "faiss_index", "lexical", "store", "builder", "embed_choice", "indexing", "retrieve",
+              "rerank")
 
 
 def rag_imports(module: str) -> set[str]:

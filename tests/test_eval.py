@@ -122,3 +122,24 @@ def test_the_readme_example_gets_the_landing_date_from_the_articles_date(sample_
     assert not answer.refused and "23 August 2023" in answer.text, answer.text
     assert "5 August" not in answer.text
     assert answer.citations and all("chandrayaan" in c.source.lower() for c in answer.citations)
+
+
+@pytest.mark.models
+def test_crosslingual_set_meets_the_quality_floor(tmp_path: Path) -> None:
+    """Questions in en/zh/fr/de/es, most about an article in another language: the default settings pick the
+    multilingual embedder for this corpus, find the article, answer in the question's language and refuse the
+    unanswerable ones (thresholds in tests/eval_thresholds.json)."""
+    settings = Settings(index_dir=tmp_path / "index")
+    report = build_index(ROOT / THRESHOLDS["crosslingual_corpus"], settings=settings)
+    assert "chosen automatically" in report.summary()
+    pipeline = Pipeline(settings)
+    questions = load_questions(ROOT / THRESHOLDS["crosslingual_question_set"])
+    retrieval = score_retrieval(questions, lambda q: pipeline.retrieve(q.question, top_k=10)).summary
+    print(json.dumps(retrieval, indent=1))
+    assert retrieval["hits@5"] >= THRESHOLDS["min_crosslingual_hits@5"], retrieval
+    result = score_answers(questions, lambda q: pipeline.ask(q.question))
+    s = result.summary
+    print(json.dumps(s, indent=1))
+    wrong = [(r["id"], r["answer"]) for r in result.rows if not r["correct"]]
+    assert s["answer_accuracy"] >= THRESHOLDS["min_crosslingual_answer_accuracy"], wrong
+    assert s["refusal_accuracy"] >= THRESHOLDS["min_crosslingual_refusal_accuracy"], wrong
