@@ -244,15 +244,17 @@ def _check_across(draft: Draft, passages: Sequence[Passage], question: str, min_
 
 def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage], question: str, *,
                  no_answer: str, max_tokens: int, min_support: float, tries: int = 2,
-                 embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None
-                 ) -> Generator[str, None, Outcome]:
+                 embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None,
+                 agree: bool = False) -> Generator[str, None, Outcome]:
     """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
     again once, with the reason, in the same conversation (the model's cache keeps the passages). With a
     multilingual embedder, passages in another language than the question are checked by numbers and names.
 
     With second_read (the messages asking the question again over one passage alone), a draft that passed the
-    checks is read again by the same model from its passage only; "none" rejects it. Measured on first drafts
-    (sample set and rtqa_dev dev half): "none" came for 2 of 20 wrong answers and 0 of 35 right ones."""
+    checks is read again by the same model from its passage only; "none" rejects it, and so does an answer that
+    differs from the draft's when agree is set. Measured on first drafts (sample set and rtqa_dev dev half):
+    "none" came for 2 of 20 wrong answers and 0 of 35 right ones; a different answer for 4 more wrong ones and 2
+    right ones."""
     foreign = crosscheck.foreign(question, [(p.number, p.hit.chunk.text) for p in passages], embedder)
     # (a name the question spells its own way, "Chang'e-6", may be written 嫦娥六号 in a passage in another language)
     if not foreign and absent_name(question, passages):
@@ -274,7 +276,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             if refused:
                 reason = "unsupported"
             elif (second_read is None or draft.number is None or draft.number in foreign  # (its prompt is English)
-                  or _confirmed(generator, second_read, passages, draft)):
+                  or _confirmed(generator, second_read, passages, draft, question, agree)):
                 return Outcome(text, last, citations, False, tuple(rejected))
             else:
                 reason = "unconfirmed"
@@ -289,10 +291,10 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
 
 
 def _confirmed(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],
-               draft: Draft) -> bool:
+               draft: Draft, question: str, agree: bool) -> bool:
     passage = next(p for p in passages if p.number == draft.number)
     reply = generator.generate(second_read(passage), max_tokens=SECOND_READ_TOKENS, grammar=SECOND_READ_GRAMMAR)
-    return second_read_finds(reply)
+    return second_read_finds(reply) and (not agree or same_answer(draft.phrase, reply, question))
 
 
 def _recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:

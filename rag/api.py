@@ -250,7 +250,8 @@ class Pipeline:
             steps = answer_steps(self.generator, messages, passages, standalone, no_answer=refusal,
                                  max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support,
                                  embedder=self.embedder,
-                                 second_read=self._second_read(standalone) if s.second_read else None)
+                                 second_read=self._second_read(standalone) if s.second_read != "off" else None,
+                                 agree=s.second_read == "agree")
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,
                                  max_tokens=s.max_answer_tokens, min_support=s.min_support, embedder=self.embedder)

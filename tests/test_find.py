@@ -14,6 +14,7 @@ from rag.answer import (
     parse_draft,
     relation_words,
     restates,
+    same_answer,
 )
 from rag.context import Passage
 from rag.errors import ConfigError
@@ -77,15 +78,26 @@ def test_a_second_read_of_the_passage_alone_must_find_an_answer(indexed: Setting
     confirmed, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
                                        "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: 42 gold coins")
     assert not confirmed.ask(QUESTION).refused and len(gen.calls) == 2
-    unread, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0, second_read=False),
+    unread, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0, second_read="off"),
                                     "Source: [1]\nAnswer: 42 Roman gold coins")
     assert not unread.ask(QUESTION).refused and len(gen.calls) == 1
 
 
-def test_second_read_setting_reads_yes_and_no_words() -> None:
-    assert Settings.from_env({"RAG_SECOND_READ": "off"}).second_read is False
-    assert Settings.from_env({"RAG_SECOND_READ": "1"}).second_read is True
-    with pytest.raises(ConfigError, match="RAG_SECOND_READ"):
+def test_with_agree_the_second_read_must_name_the_same_thing(indexed: Settings) -> None:
+    settings = indexed.replace(min_dense_score=0.0, second_read="agree")
+    pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: a silver crown",
+                                      "Source: [1]\nAnswer: none")
+    assert pipeline.ask(QUESTION).refused and "does not state the answer" in gen.calls[2][-1]["content"]
+    pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: gold coins")
+    assert not pipeline.ask(QUESTION).refused
+    assert same_answer("the United Kingdom", "Answer: UK", "Which country?")
+    assert not same_answer("2 million", "1.5 million", "How many were recalled?")  # a shared word, not a number
+    assert same_answer("HK$263", "263 Hong Kong dollars", "At what price?")
+
+
+def test_the_second_read_setting_is_checked() -> None:
+    assert Settings.from_env({"RAG_SECOND_READ": "agree"}).second_read == "agree"
+    with pytest.raises(ConfigError, match="second_read"):
         Settings.from_env({"RAG_SECOND_READ": "maybe"})
 
 
