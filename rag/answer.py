@@ -29,6 +29,7 @@ from .text import content_words
 from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
+REDRAFT = "\n"  # streamed between drafts: what the reader saw of the rejected one is replaced by the next
 SECOND_READ_GRAMMAR = "\n".join(['root ::= "Answer: " phrase', "phrase ::= [^\\n] [^\\n]{0,100}"])
 SECOND_READ_TOKENS = 40
 _DRAFT = re.compile(r"Source: \[(\d{1,3})\]\s*Answer:\s*(.*)", re.S)
@@ -286,7 +287,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         hint = RETRY[reason].format(phrase=draft.phrase, number=draft.number)
         messages = [*messages, {"role": "assistant", "content": reply},
                     {"role": "user", "content": f"{hint} If no passage states it, write \"Answer: none\"."}]
-        yield "\n"  # the reader's draft so far is replaced by the next one
+        yield REDRAFT
     return Outcome(no_answer, last, (), True, tuple(rejected))
 
 

@@ -41,6 +41,16 @@ def test_sources_show_first_then_tokens_then_cited_answer(indexed: Settings) -> 
     assert final.sources.count('class="rag-source"') == 1  # only the cited source remains
 
 
+def test_a_rejected_draft_leaves_the_screen_before_the_next_is_written(indexed: Settings) -> None:
+    pipeline, _ = scripted_pipeline(indexed.replace(min_dense_score=0.0), "Source: [1]\nAnswer: the museum",
+                                    "Source: [1]\nAnswer: 42 Roman gold coins")
+    views = list(respond("What did the thieves steal from the museum?", [], pipeline))
+    retry = next(i for i, v in enumerate(views) if "trying once more" in v.answer)
+    assert any("the museum" in v.answer for v in views[:retry])  # the first draft was streamed
+    assert not any("the museum" in v.answer for v in views[retry:])  # and is gone once it is rejected
+    assert views[-1].text.startswith("42 Roman gold coins [")
+
+
 def test_unsupported_sentence_is_marked_unverified(indexed: Settings) -> None:
     pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1]. "
                                      "They also took a painting by Claude Monet [1].")

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from rag import Answer, Filters, Pipeline, QueryError, RagError
+from rag.answer import REDRAFT
 
 from .render import (
     CURSOR,
@@ -56,6 +57,9 @@ def respond(message: str, history: History | None, pipeline: Pipeline, filters: 
                                      as_of=as_of or None):
             if isinstance(event, Answer):
                 yield View(render_answer(event), render_sources(event), event.text)
+            elif event == REDRAFT:  # a rejected draft: the next one replaces it on the screen
+                pieces.clear()
+                yield View(render_status("Checking the answer… trying once more"), hits_html)
             elif isinstance(event, str):
                 pieces.append(event)
                 yield View(render_partial("".join(pieces)), hits_html)
