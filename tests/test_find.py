@@ -105,6 +105,12 @@ def test_a_question_naming_what_no_passage_mentions_is_refused(indexed: Settings
     passages = [_passage(1, "The central bank cut its main rate to 4.75% on Wednesday.", "Rate cut")]
     assert absent_name("What rate did the Bank of Elbonia set?", passages)
     assert not absent_name("What rate did the central bank set?", passages)
+    # "US" is "U.S." in the article; a name in the passage's chunk counts even where the shown sentence lacks it
+    text = "Harbour Bank was fined 3 million dollars by U.S. regulators. The fine was announced on Monday."
+    hit = Hit(chunk=Chunk("b1-000", "b1", text, 0, len(text)), score=1.0, rank=1, title="Fines", source="b1.txt")
+    shown_second = [Passage(1, hit, ((text.index("The fine"), len(text)),))]
+    assert not absent_name("How much did US regulators fine Harbour Bank?", shown_second)
+    assert absent_name("How much did US regulators fine Elbonia Bank?", shown_second)
     pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0), "Source: [1]\nAnswer: 42 coins")
     answer = pipeline.ask("What did the thieves steal from the Grand Elbonian Museum?")
     assert answer.refused and not gen.calls  # the model is not asked
