@@ -282,7 +282,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                                                   embedder=embedder, found=True)
             if refused:
                 reason = "unsupported"
-            elif (second_read is None or draft.number is None or draft.number in foreign  # (its prompt is English)
+            elif (second_read is None or draft.number is None
                   or _confirmed(generator, second_read, passages, draft, question, agree)):
                 return Outcome(text, last, citations, False, tuple(rejected))
             else:
