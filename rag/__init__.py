@@ -3,6 +3,7 @@
 `import rag` is light: torch, llama_cpp and gradio load only when a model or the UI is used.
 """
 
+from .answer import REDRAFT
 from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
 from .cite import NO_ANSWER
 from .config import Settings
@@ -29,6 +30,6 @@ __all__ = [
     "Answer", "Article", "ArticleInfo", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
     "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
-    "NO_ANSWER", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
+    "NO_ANSWER", "REDRAFT", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
     "index_info", "list_articles", "remove_article", "search",
 ]

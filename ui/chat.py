@@ -10,8 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
-from rag import Answer, Filters, Pipeline, QueryError, RagError
-from rag.answer import REDRAFT
+from rag import REDRAFT, Answer, Filters, Pipeline, QueryError, RagError
 
 from .render import (
     CURSOR,
