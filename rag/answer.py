@@ -145,13 +145,6 @@ def unrelated(passage: Passage, question: str) -> bool:
     return not any(w[:5] in have for w in asked)
 
 
-def second_read_prompt(passage: Passage) -> str:
-    """The passage as the second reader sees it: headline, date and the sentences the model was shown."""
-    day = iso_date(passage.hit.published)
-    meta = ", ".join(m for m in (" ".join(passage.hit.title.split()[:8]), format_day(day) if day else "") if m)
-    return f"({meta}) {passage.shown_text}" if meta else passage.shown_text
-
-
 def second_read_finds(reply: str) -> bool:
     """Did the second reader find an answer in the passage ("Answer: none" is no)?"""
     return reply.removeprefix("Answer:").strip(" .\n").lower() not in ("", NONE)
@@ -163,7 +156,7 @@ def _initials(text: str) -> str:
 
 def same_answer(phrase: str, reply: str, question: str) -> bool:
     """Do two answers to the question name the same thing: a shared word of their own (not the question's), or
-    one the initials of the other ("UK", "the United Kingdom")? Two answers with no words of their own agree."""
+    one the initials of the other ("NZ", "New Zealand")? Two answers with no words of their own agree."""
     reply = reply.removeprefix("Answer:").strip()
     asked = set(content_words(question))
     mine, theirs = set(content_words(phrase)) - asked, set(content_words(reply)) - asked
@@ -179,13 +172,13 @@ def same_answer(phrase: str, reply: str, question: str) -> bool:
 def absent_name(question: str, passages: Sequence[Passage]) -> bool:
     """Does the question name something ("Bank of England") that no passage's article text mentions at all?
     Then any words found answer another question (the Fed's rate for the Bank of England's). The whole chunk
-    counts, not only the sentences shown, and words of one or two letters do not ("US" is "U.S." or "United
-    States" in the articles): on the rtqa_dev dev half, checking shown sentences and every word refused 6 of 52
-    questions whose answer was in the best passage."""
+    counts, not only the sentences shown, and words of one or two letters do not (an abbreviation such as "EU" is
+    "E.U." or spelt out in the articles): on the rtqa_dev dev half, checking shown sentences and every word
+    refused 6 of 52 questions whose answer was in the best passage."""
     held: set[str] = set()
-    for p in passages:
-        day = iso_date(p.hit.published)
-        held |= set(content_words(f"{p.hit.title} {p.hit.chunk.text} {format_day(day) if day else ''}"))
+    for hit in {p.hit.chunk.id: p.hit for p in passages}.values():  # several passages share a chunk
+        day = iso_date(hit.published)
+        held |= set(content_words(f"{hit.title} {hit.chunk.text} {format_day(day) if day else ''}"))
     return any(not all(w in held for w in name if len(w) > 2) for name in question_names(question))
 
 

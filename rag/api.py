@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import embed_choice
-from .answer import answer_steps, direct_steps, first_piece_timed, second_read_prompt
+from .answer import answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
-from .context import Passage, format_passages, select_context
+from .context import Passage, format_passages, passage_line, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder
 from .errors import ConfigError
@@ -29,7 +29,6 @@ from .generate import (
     Prompts,
     line_grammar,
 )
-from .guard import defuse_markers
 from .indexing import IndexReport, Log, run_index
 from .languages import answer_rule, no_answer, question_language
 from .manifest import read_manifest
@@ -266,7 +265,7 @@ class Pipeline:
         """The messages asking the question again over one passage alone (answer.answer_steps)."""
         def messages(passage: Passage) -> list[dict[str, str]]:
             return [{"role": "user", "content": self.prompts.render(
-                "second_read.txt", passage=defuse_markers(second_read_prompt(passage)), question=question)}]
+                "second_read.txt", passage=passage_line(passage), question=question)}]
         return messages
 
     def _answer_messages(self, passages: Sequence[Passage], question: str, as_of: Date,

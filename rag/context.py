@@ -84,14 +84,16 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """The numbered lines the model reads: "[n] (headline's first words, publication date) text", with relative
-    dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it cannot pass
-    for a passage number, and a headline that gives orders is left out."""
-    lines = []
-    for p in passages:
-        title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
-        day = iso_date(p.hit.published)
-        meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
-        text = defuse_markers(p.shown_text)
-        lines.append(f"[{p.number}] ({meta}) {text}" if meta else f"[{p.number}] {text}")
-    return "\n".join(lines)
+    """The numbered lines the model reads: "[n] (headline's first words, publication date) text"."""
+    return "\n".join(f"[{p.number}] {passage_line(p)}" for p in passages)
+
+
+def passage_line(p: Passage) -> str:
+    """One passage as the model reads it, unnumbered: "(headline's first words, publication date) text", with
+    relative dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it
+    cannot pass for a passage number, and a headline that gives orders is left out."""
+    title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
+    day = iso_date(p.hit.published)
+    meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
+    text = defuse_markers(p.shown_text)
+    return f"({meta}) {text}" if meta else text
