@@ -36,7 +36,7 @@ def fts_text(text: str) -> str:
 def fts_terms(question: str) -> list[str]:
     """The question's content words as FTS5 cuts the indexed text (unicode61, unstemmed: "İstanbul" →
     "istanbul", "C++" → "c"), each once, in order. A letter cut out of a longer word ("u" and "s" of "U.S.",
-    the "s" of "Tesla's") is left out; a word that is one letter to FTS5 ("C#", "X") is kept. From a question
+    the "s" of "Acme's") is left out; a word that is one letter to FTS5 ("C#", "X") is kept. From a question
     not in English, function words of French, German, Spanish, Portuguese and Italian go too, matched with
     their accents before FTS5 drops them ("für" goes, "Uber" stays): a German question's "die" and "wie" would
     rank every German article first."""

@@ -31,7 +31,7 @@ _WORD = re.compile(r"[\w']+")
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-cased words, apostrophes kept and a possessive "'s" dropped ("Tesla's" → "tesla"); numbers whole."""
+    """Lower-cased words, apostrophes kept and a possessive "'s" dropped ("Acme's" → "acme"); numbers whole."""
     return [w[:-2] if w.endswith("'s") else w for w in _WORD.findall(text.lower().replace("’", "'"))]
 
 
