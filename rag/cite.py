@@ -46,10 +46,19 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def question_names(question: str) -> list[list[str]]:
-    """Capitalised names in the question after its first word ("Bank of England"), as stemmed words."""
+    """Capitalised names in the question after its first word ("Bank of England"), as stemmed words.
+
+    An abbreviation in capitals ("WWII", "NATO") is left out of a name, since articles often spell it out ("World
+    War II"), and so is a lowercase word hyphened onto a name ("WWII-era", "Paris-based")."""
     body = question.strip().split(" ", 1)[1] if " " in question.strip() else ""
     found = re.findall(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|de|the|and|&)\s+[A-Z][\w'’.-]*|\s+[A-Z][\w'’.-]*)*", body)
-    return [words for name in found if (words := content_words(name))]
+    names = []
+    for name in found:
+        parts = [part for part in re.split(r"[\s-]+", name)
+                 if part[:1].isupper() and not (sum(c.isupper() for c in part) > 1 and part.upper() == part)]
+        if words := content_words(" ".join(parts)):
+            names.append(words)
+    return names
 
 
 def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 0.5) -> tuple[float, int, int]:

@@ -90,16 +90,18 @@ class Settings:
     recency_weight: float = 1.0  # for questions about the present ("this week", "recently", "now")
     recency_half_life_days: float = 7.0
     recency_prior: float = 0.5  # for other questions: news questions mostly ask about the latest reports
-    per_article_cap: int = 2  # at most this many passages from one article
+    per_article_cap: int = 3  # at most this many passages from one article. 3 vs 2: the same doc hits@5 on the
+    # rtqa_dev/rgb_en dev halves; on the sample set the answer's chunk is among the top five for 12 of 13, not 10
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
     ann_threshold: int = 100_000  # chunks above which vectors go into an IVF index (flat: 15 ms at 100k, 154 ms at 1M)
     ivf_nprobe: int = 16  # IVF lists searched per query
     max_question_chars: int = 2000  # longer questions are truncated with a note
 
     # answering
-    context_sentences: int = 6  # sentences shown to the model. Measured (answer accuracy, seed / rgb_en; TTFT p50):
+    context_sentences: int = 8  # sentences shown to the model. Measured (answer accuracy, seed / rgb_en; TTFT p50):
     # 4: 0.85 / 0.53, 2.3 s; 5: 0.90 / 0.53, 2.7 s; 6: 0.90 / 0.57, 3.1 s (bench/bench_eval.sh, a quiet 2-core box);
-    # 6 with headlines among the sentences (later): 0.90 / 0.67
+    # 6 with headlines among the sentences (later): 0.90 / 0.67. The gold answer among the sentences shown (dev
+    # halves, no model): rtqa_dev 34 -> 36 of 52, rgb_en 46 -> 48 of 54, seed 7 -> 8 of 8, going from 6 to 8
     context_passages: int = 5  # top passages those sentences are picked from
     min_dense_score: float = 0.18  # below this cosine (and no lexical match) nothing is relevant
     answer_mode: str = "find"  # "find": passage number and answer words first, checked, one retry; "direct"

@@ -86,7 +86,8 @@ _FULL_DATE = re.compile(rf"{_MONTH_WORD}\s+\d{{1,2}},?\s+\d{{4}}|\d{{1,2}}\s+{_M
                         r"|\d{4}年\d{1,2}月", re.I)
 _DATELINE = re.compile(rf"^\s*(?:{_MONTH_WORD}\s+\d{{1,2}},?\s+\d{{4}}|\d{{4}}-\d\d-\d\d)\s*(?:\.\.\.|[-—:·])?\s*",
                        re.I)
-_DATE_LINE = re.compile(r"[^.!?。]{0,40}\b\d{4}\b[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)  # "Jan 28, 2020 ..."
+# "Jan 28, 2020 ...", "2024年6月28日": the year is bounded by non-digits, not \b, since 年 is a word character
+_DATE_LINE = re.compile(r"[^.!?。]{0,40}(?<!\d)\d{4}(?!\d)[^.!?。]{0,15}(?:\s*(?:\.\.\.|…))?|.{0,2}", re.S)
 
 
 def has_full_date(text: str) -> bool:

@@ -14,6 +14,7 @@ from rag.context import Passage, format_passages
 from rag.dates import (
     annotate_relative,
     asks_about_present,
+    is_date_line,
     names_past_time,
     parse_as_of,
     resolve_relative,
@@ -59,6 +60,17 @@ def test_a_named_past_year_outweighs_a_time_word() -> None:
     assert asks_about_present(question) and names_past_time(question, D(2024, 6, 1))
     assert not wants_recent(question, D(2024, 6, 1))
     assert not names_past_time("Who won the 2024 cup this week?", D(2024, 6, 1))  # this year is not the past
+
+
+@pytest.mark.parametrize("line", ["2025年3月9日", "2025年3月9日 08:15", "March 9, 2025", "9 mars 2025", "2025-03-09"])
+def test_a_date_alone_is_a_date_line_in_any_script(line: str) -> None:
+    assert is_date_line(line)  # no answer is in it, so it is never shown as a passage
+
+
+@pytest.mark.parametrize("sentence", ["探测器于3月9日在发射场升空。", "In 2019 the old bridge was closed.",
+                                      "The order was for 12345 units."])
+def test_a_sentence_with_a_date_is_not_a_date_line(sentence: str) -> None:
+    assert not is_date_line(sentence)
 
 
 def test_relative_dates_resolve_against_the_article_date_english() -> None:
