@@ -14,7 +14,6 @@ from .signals import AnswerSignals
 from .text import content_words, split_sentences
 from .types import Hit
 
-
 # A sentence's bonus for coming from a top hit, divided by the hit's rank: the best chunk's sentences often answer
 # in other words than the question's. With 8 sentences, the gold answer shown (dev halves, no model) at 0.05 / 0.3:
 # rtqa_dev 36 / 36 of 52, rgb_en 48 / 48 of 54, seed 8 / 8; at 7 sentences 34 / 35, 48 / 47, 8 / 8. A tie on gold,
