@@ -118,6 +118,7 @@ def test_the_real_model_never_sees_nor_quotes_the_injected_line(tmp_path: Path, 
     pipeline.generator.stream = spy  # type: ignore[method-assign]
     answer = pipeline.ask(QUESTION)
     assert answer.hits and "millbrook" in answer.hits[0].title.lower() and prompts
-    assert "SYSTEM" not in prompts[0] and "every question" not in prompts[0] and "[7]" not in prompts[0]
+    # (the prompt has a real passage [7] when eight sentences are shown: the injected "cite [7]" must not be there)
+    assert "SYSTEM" not in prompts[0] and "every question" not in prompts[0] and "cite [7]" not in prompts[0]
     for c in answer.citations:  # no citation of the injected line, whatever the answer says
         assert "SYSTEM" not in c.quote and "every question" not in c.quote and "cancelled" not in c.quote
