@@ -48,8 +48,8 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
 def question_names(question: str) -> list[list[str]]:
     """Capitalised names in the question after its first word ("Bank of England"), as stemmed words.
 
-    An abbreviation in capitals ("WWII", "NATO") is left out of a name, since articles often spell it out ("World
-    War II"), and so is a lowercase word hyphened onto a name ("WWII-era", "Paris-based")."""
+    An abbreviation in capitals ("NATO", "ESA") is left out of a name, since articles often spell it out ("the
+    European Space Agency"), and so is a lowercase word hyphened onto a name ("ESA-funded", "Lyon-based")."""
     body = question.strip().split(" ", 1)[1] if " " in question.strip() else ""
     found = re.findall(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|de|the|and|&)\s+[A-Z][\w'’.-]*|\s+[A-Z][\w'’.-]*)*", body)
     names = []
@@ -75,7 +75,7 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
     numbers = [w for w in words if any(ch.isdigit() for ch in w)]
     orders = [is_instruction(text[s:e]) for s, e in spans]
     published = iso_date(hit.published)
-    # "When…?" is answered by the article's own date as much as by its text ("…touched down on Wednesday")
+    # "When…?" is answered by the article's own date as much as by its text ("…opened on Tuesday")
     dated = set(content_words(format_day(published))) if published and _WHEN.match(question) else set()
     windows: list[tuple[float, int, int, int]] = []  # (score, sentences, start, end)
     for size in (1, 2, 3):

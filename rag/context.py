@@ -36,7 +36,7 @@ class Passage:
 
     @property
     def shown_text(self) -> str:
-        """The text with its relative dates resolved against the article's date: "on Wednesday (23 August 2023)"."""
+        """The text with its relative dates resolved against the article's date: "on Tuesday (11 June 2024)"."""
         return annotate_relative(self.text, iso_date(self.hit.published))
 
 
@@ -68,7 +68,6 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
     asked, signals = content_words(question), AnswerSignals(question)
 
     def cheap(i: int, text: str, titled: str) -> float:
-        # the hit's rank counts: the best chunk's sentences often answer in other words than the question's
         return (0.3 * _recall(asked, titled) + 0.2 * signals.number_match(text) + 0.15 * signals.answer_prior(text)
                 + RANK_WEIGHT / (i + 1))
 
@@ -97,7 +96,7 @@ def format_passages(passages: Sequence[Passage]) -> str:
 
 def passage_line(p: Passage) -> str:
     """One passage as the model reads it, unnumbered: "(headline's first words, publication date) text", with
-    relative dates resolved ("on Wednesday (23 August 2023)"). A "[7]" inside the text is shown as "(7)", so it
+    relative dates resolved ("on Tuesday (11 June 2024)"). A "[7]" inside the text is shown as "(7)", so it
     cannot pass for a passage number, and a headline that gives orders is left out."""
     title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
     day = iso_date(p.hit.published)

@@ -1,7 +1,7 @@
 """Dates: an article's publication date, dates and datelines in its text, the as-of date of a question, what
 time a question asks about, and relative dates in articles.
 
-News text says "on Wednesday", "yesterday", "last week"; a question says "this week" or "recently". Both mean
+News text says "on Tuesday", "yesterday", "last week"; a question says "this week" or "recently". Both mean
 something only against a date: the article's publication date for the first, the as-of date for the second.
 """
 
@@ -164,7 +164,7 @@ _ZH_WEEKDAYS = {ch: i for i, ch in enumerate("一二三四五六日")} | {"天":
 def resolve_relative(text: str, published: Date) -> list[tuple[int, int, str]]:
     """(start, end, resolved) for each relative date in text, against the article's publication date.
 
-    "on Wednesday" in an article of Thursday 24 August 2023 is the Wednesday before it: "23 August 2023". A
+    "on Tuesday" in an article of Friday 14 June 2024 is the Tuesday before it: "11 June 2024". A
     weekday is the latest such day on or before publication (news reports the past); "last week" and
     "earlier this month" resolve to a span, given as the week or the month.
     """
@@ -197,7 +197,7 @@ def format_day(day: Date) -> str:
 
 
 def annotate_relative(text: str, published: Date | None) -> str:
-    """text with each relative date followed by what it resolves to: "on Wednesday (23 August 2023)"."""
+    """text with each relative date followed by what it resolves to: "on Tuesday (11 June 2024)"."""
     if published is None:
         return text
     out, last = [], 0

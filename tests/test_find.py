@@ -111,11 +111,11 @@ def test_a_question_naming_what_no_passage_mentions_is_refused(indexed: Settings
     shown_second = [Passage(1, hit, ((text.index("The fine"), len(text)),))]
     assert not absent_name("How much did US regulators fine Harbour Bank?", shown_second)
     assert absent_name("How much did US regulators fine Elbonia Bank?", shown_second)
-    # an abbreviation is often spelt out, and "-era" or "-based" is not part of a name
-    base = [_passage(1, "The governor opened a World War II airfield in Elbonia as a park on Friday.", "Parks")]
-    assert not absent_name("Which WWII-era airfield did the governor open as a park in Elbonia?", base)
-    assert not absent_name("Which Elbonia-based governor opened the airfield?", base)
-    assert absent_name("Which WWII-era airfield did the governor open in Freedonia?", base)
+    # an abbreviation is often spelt out, and "-funded" or "-based" is not part of a name
+    base = [_passage(1, "The governor opened a European Space Agency observatory in Elbonia on Friday.", "Parks")]
+    assert not absent_name("Which ESA-funded observatory did the governor open in Elbonia?", base)
+    assert not absent_name("Which Elbonia-based governor opened the observatory?", base)
+    assert absent_name("Which ESA-funded observatory did the governor open in Freedonia?", base)
     pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0), "Source: [1]\nAnswer: 42 coins")
     answer = pipeline.ask("What did the thieves steal from the Grand Elbonian Museum?")
     assert answer.refused and not gen.calls  # the model is not asked
