@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .generate import (
     Generator,
     LlamaCppGenerator,
+    OffLock,
     OpenAICompatibleGenerator,
     Prompts,
     line_grammar,
@@ -116,7 +117,16 @@ class Pipeline:
                 self._generator = LlamaCppGenerator(path, n_ctx=s.llm_context, threads=s.generate_threads,
                                                     batch_threads=s.prompt_threads,
                                                     name=model_name(s.llm_path))
+        if getattr(self._generator, "remote", False) and not isinstance(self._generator, OffLock):
+            self._generator = OffLock(self._generator, self._lock)  # other questions go on while a server writes
         return self._generator
+
+    @property
+    def answers_at_once(self) -> int:
+        """How many questions the chat lets in at once: one for a local model, which answers one at a time;
+        settings.server_users when a model server writes the answers."""
+        remote = self.settings.llm_url if self._generator is None else getattr(self._generator, "remote", False)
+        return self.settings.server_users if remote else 1
 
     @property
     def model_name(self) -> str:
@@ -174,9 +184,10 @@ class Pipeline:
         as_of (a date or "YYYY-MM-DD"; default today) is the day the question is asked on: articles published
         after it are not used, and "this week" or "recently" mean the days before it.
 
-        The work runs on a thread of its own that holds the models' lock from start to end, so the
-        consumer may step this generator from any thread (Gradio moves a stream between worker
-        threads) and closing it early stops the work at the next token and frees the lock.
+        The work runs on a thread of its own that holds the models' lock from start to end (except while a
+        model server writes: OffLock), so the consumer may step this generator from any thread (Gradio moves
+        a stream between worker threads) and closing it early stops the work at the next token and frees the
+        lock.
         """
         day = parse_as_of(as_of)  # a bad date is the caller's error, raised here rather than on the thread
         events: queue.Queue[Any] = queue.Queue()
@@ -218,7 +229,7 @@ class Pipeline:
             timings["rewrite_s"] = round(time.perf_counter() - started, 3)
         t = time.perf_counter()
         hits = retrieve(standalone, self.store, self.embedder, s, filters=filters, reranker=self._reranker,
-                        as_of=as_of)
+                        as_of=as_of, lead_extra=s.lead_article_extra)
         timings["retrieval_s"] = round(time.perf_counter() - t, 3)
         yield hits
         language = question_language(question)  # the answer, and its refusal, are written in it

@@ -8,11 +8,13 @@ import string
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .errors import GenerationError, MissingDependencyError, PromptError
+
+T = TypeVar("T")
 
 Message = dict[str, str]
 
@@ -179,6 +181,8 @@ class LlamaCppGenerator:
 class OpenAICompatibleGenerator:
     """Any server speaking the OpenAI chat API (llama.cpp server, vLLM, Ollama), found by URL."""
 
+    remote = True  # waits on another process: the pipeline's lock is given up meanwhile (OffLock)
+
     def __init__(self, url: str, *, model: str = "default", timeout: float = 120.0) -> None:
         base = url.rstrip("/")
         self.endpoint = base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
@@ -226,6 +230,45 @@ class OpenAICompatibleGenerator:
         weights = [1 if ch.isdigit() or 0x2FF < ord(ch) < 0x2E80 else 2 if ord(ch) <= 0xFFFF else 4
                    for ch in text if ch.isdigit() or ord(ch) > 0x2FF]
         return max(1, (len(text) - len(weights)) // 4 + sum(weights))
+
+
+class OffLock:
+    """A generator that gives up a lock while it waits on a model server, and takes it again for what it
+    returns: the caller holds the lock for the local models (embedder, index), which other questions may use
+    meanwhile. Called without the lock, it calls straight through."""
+
+    def __init__(self, inner: Generator, lock: Any) -> None:
+        self.inner, self._lock = inner, lock
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:  # n_ctx, endpoint, ... of the server's adapter
+        return getattr(self.inner, name)
+
+    def _off(self, call: Callable[[], T]) -> T:
+        try:
+            self._lock.release()
+        except RuntimeError:  # not held by this thread
+            return call()
+        try:
+            return call()
+        finally:
+            self._lock.acquire()
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
+        return self._off(lambda: self.inner.generate(messages, max_tokens=max_tokens, grammar=grammar))
+
+    def stream(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> Iterator[str]:
+        pieces = iter(self.inner.stream(messages, max_tokens=max_tokens, grammar=grammar))
+        try:
+            while (piece := self._off(lambda: next(pieces, None))) is not None:
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
 
 
 def _one_line(exc: BaseException) -> str:

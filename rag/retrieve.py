@@ -90,6 +90,15 @@ def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_art
     return chosen + capped[: top_k - len(chosen)]
 
 
+def more_of_lead(order: Sequence[int], article_of: dict[int, str], chosen: Sequence[int], extra: int) -> list[int]:
+    """Up to extra more chunks of the best article, best first, to go after the top_k: the cap keeps other
+    articles in the top_k, while the best article's next chunk often holds the answer its first two only lead to."""
+    if not chosen or extra <= 0:
+        return []
+    lead, taken = article_of[chosen[0]], set(chosen)
+    return [r for r in order if article_of[r] == lead and r not in taken][:extra]
+
+
 FUTURE_OVERFETCH = 2_000  # chunks from after the as-of date fetched past and dropped, above that filtered
 
 
@@ -155,8 +164,9 @@ def _rescore(text: str, pool: Sequence[int], records: dict[int, ChunkRecord], de
 
 def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings, *,
              filters: Filters | None = None, reranker: Reranker | None = None, mode: str = "hybrid",
-             top_k: int | None = None, as_of: Date | str | None = None) -> tuple[Hit, ...]:
-    """The top_k passages for question as of a date (default today), best first.
+             top_k: int | None = None, as_of: Date | str | None = None, lead_extra: int = 0) -> tuple[Hit, ...]:
+    """The top_k passages for question as of a date (default today), best first, then up to lead_extra more
+    chunks of the best article (what the answer reads: see more_of_lead()).
 
     Nothing published after as_of is returned (articles without a date stay in); a question about the
     present ("this week", "recently") prefers articles published shortly before as_of. mode is "hybrid",
@@ -183,8 +193,10 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
         scores = dict(zip(pool, reranked))
         pool = sorted(pool, key=lambda r: -scores[r])
     vectors = store.chunk_vectors(pool) if settings.mmr_lambda < 1.0 and pool else None
-    chosen = select(pool, {r: records[r].chunk.article_id for r in pool}, top_k, settings.per_article_cap,
-                    vectors, [scores[r] for r in pool], settings.mmr_lambda)
+    article_of = {r: records[r].chunk.article_id for r in pool}
+    chosen = select(pool, article_of, top_k, settings.per_article_cap, vectors, [scores[r] for r in pool],
+                    settings.mmr_lambda)
+    chosen += more_of_lead(pool, article_of, chosen, lead_extra)
     return tuple(
         Hit(chunk=records[r].chunk, score=scores[r], rank=i, title=records[r].title, source=records[r].source,
             published=records[r].published, dense_score=dense_of.get(r), lexical_score=lexical_of.get(r))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -148,3 +149,27 @@ class QuotingGenerator:
                 time.sleep(self.delay)
             self.words += 1
             yield piece
+
+
+class ServerGenerator(QuotingGenerator):
+    """QuotingGenerator as if a model server wrote it (remote = True): every call waits `delay` seconds on
+    the "server" first, and the most calls in flight at one moment are counted."""
+
+    remote = True
+
+    def __init__(self, delay: float = 0.2) -> None:
+        super().__init__()
+        self.wait, self.in_flight, self.most_in_flight = delay, 0, 0
+        self._count = threading.Lock()
+
+    def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128,
+               grammar: str | None = None) -> Iterator[str]:
+        with self._count:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.wait)
+            yield from super().stream(messages, max_tokens=max_tokens, grammar=grammar)
+        finally:
+            with self._count:
+                self.in_flight -= 1

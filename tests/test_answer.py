@@ -24,7 +24,7 @@ from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGener
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
-from .fakes import HashEmbedder, ScriptedGenerator
+from .fakes import HashEmbedder, ScriptedGenerator, ServerGenerator
 
 
 def _shown_numbers(gen: ScriptedGenerator) -> set[int]:
@@ -267,6 +267,21 @@ def test_an_answer_that_only_repeats_the_question_is_not_supported() -> None:
     assert not refused
 
 
+def test_a_later_chunk_of_the_best_article_keeps_that_article_s_rank_bonus() -> None:
+    def hit(article: str, n: int, text: str, rank: int) -> Hit:
+        return Hit(chunk=Chunk(f"{article}-{n:03d}", article, text, 100 * n, 100 * n + len(text)), score=1.0, rank=rank,
+                   title="Harbour crane", dense_score=0.5)
+
+    answer = "The harbour crane was built by Ostrel Works in Tarn."
+    look_alike = "The harbour crane was built by Kessel Group in Tarn."  # same words, from a lesser article
+    hits = [hit("a", 0, "The harbour crane opened last spring.", 1), hit("b", 0, look_alike, 2),
+            hit("c", 0, "Cranes lift boxes.", 3), hit("d", 0, "Boats sail at dawn.", 4),
+            hit("e", 0, "The port has a new pier.", 5), hit("a", 2, answer, 6)]
+    shown = select_context("Who built the harbour crane in Tarn?", hits, HashEmbedder(), max_sentences=1,
+                           max_passages=6)
+    assert [p.text for p in shown] == [answer]  # its article ranks first; the look-alike's ranks second
+
+
 def test_the_headline_is_a_sentence_the_model_may_be_shown() -> None:
     text = "Ship freed after blocking the canal for six days\n\nTugs pulled the ship free on Monday."
     hit = Hit(chunk=Chunk("a-000", "a", text, 0, len(text)), score=1.0, rank=1,
@@ -298,11 +313,10 @@ def test_a_question_too_long_for_the_window_is_cut_with_a_note(indexed: Settings
 
 def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> None:
     question = "What did the thieves steal from the museum?"
-    pipeline, _ = scripted_pipeline(indexed)
-    every = select_context(question, pipeline.retrieve(question), HashEmbedder(),
-                           max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
     gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=660)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(question)
+    every = select_context(question, answer.hits, HashEmbedder(),  # all the sentences, had the window room
+                           max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
     shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
     assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
     best = sorted(every, key=lambda p: -p.score)[:len(shown)]
@@ -380,6 +394,29 @@ class _DyingServer(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+@pytest.mark.parametrize("remote", [True, False])
+def test_questions_overlap_only_while_a_model_server_writes(indexed: Settings, remote: bool) -> None:
+    gen = ServerGenerator(delay=0.3)
+    if not remote:
+        gen.remote = False  # as a local model: one question at a time
+    pipeline = Pipeline(indexed.replace(server_users=4), embedder=HashEmbedder(), generator=gen)
+    questions = {"Which chess player won the championship in Astana?": "Ding Liren",
+                 "What did the thieves steal from the museum?": "coins",
+                 "Which river does the new bridge cross?": "bridge"}
+    answers: dict[str, Answer] = {}
+    threads = [threading.Thread(target=lambda q=q: answers.__setitem__(q, pipeline.ask(q))) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert pipeline.answers_at_once == (4 if remote else 1)
+    assert gen.most_in_flight == (3 if remote else 1)
+    for question, word in questions.items():  # each answer is its own question's, none lost or mixed
+        assert not answers[question].refused and word.lower() in answers[question].text.lower()
+    # called without the pipeline's lock (a caller of pipeline.generator), the server is simply asked
+    assert pipeline.generator.generate([{"role": "user", "content": "Passages:\n[1] Hi there."}], max_tokens=8)
 
 
 def test_a_server_that_dies_mid_answer_is_an_error_not_a_short_answer() -> None:

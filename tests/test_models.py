@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import html
 import re
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -130,13 +133,13 @@ def test_prompt_injection_cannot_change_format_or_citations(tmp_path: Path) -> N
         assert all(s.markers for s in answer.sentences)  # every sentence still carries a citation
 
 
-@pytest.mark.models
-def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Path) -> None:
-    """A real llama.cpp server on loopback (llama_cpp.server, the default model) behind llm_url."""
-    model = rag_models.resolve_llm_path("", seed_pipeline.settings.cache_dir)
+@contextlib.contextmanager
+def _llama_server(pipeline: Pipeline) -> Iterator[str]:
+    """A real llama.cpp server on loopback with the default model (llama_cpp.server); yields its URL."""
+    model = rag_models.resolve_llm_path("", pipeline.settings.cache_dir)
     port = free_port()
     # llama_cpp.server as `python -m` would run it, but without repacked weights, which crash llama.cpp on AMX
-    # Xeons (rag/generate.py, _no_weight_repacking); a crashed server would also fail this test, rightly.
+    # Xeons (rag/generate.py, _no_weight_repacking); a crashed server would also fail the test, rightly.
     serve = ("import runpy, llama_cpp; from rag.generate import _no_weight_repacking\n"
              "with _no_weight_repacking(llama_cpp): runpy.run_module('llama_cpp.server', run_name='__main__')")
     server = subprocess.Popen([sys.executable, "-c", serve, "--model", str(model), "--host", "127.0.0.1",
@@ -151,18 +154,66 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline, tmp_path: Pat
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "llama.cpp server did not start"
                 time.sleep(0.5)
-        settings = seed_pipeline.settings.replace(llm_url=f"http://127.0.0.1:{port}", llm_api_model="qwen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.models
+def test_openai_compatible_server_backend(seed_pipeline: Pipeline) -> None:
+    """A real llama.cpp server on loopback (llama_cpp.server, the default model) behind llm_url."""
+    with _llama_server(seed_pipeline) as url:
+        settings = seed_pipeline.settings.replace(llm_url=url, llm_api_model="qwen")
         remote = Pipeline(settings, embedder=seed_pipeline.embedder)
         pieces = list(remote.generator.stream([{"role": "user", "content": "Say hello."}], max_tokens=8))
         assert pieces and "".join(pieces).strip()
         answer = remote.ask("How large was SenseTime's market capitalization when it held its IPO?")
-        assert answer.model == "qwen@http://127.0.0.1:%d" % port
+        assert answer.model == f"qwen@{url}"
         assert answer.text  # the server applies the grammar, so the same contract holds:
         _check_citations(remote, answer)
         assert answer.refused or all(s.markers for s in answer.sentences)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+        # the chat on that server answers eight users at once instead of one after another; none is lost or mixed
+        from gradio_client import Client
+
+        from ui.app import build_app
+
+        demo = build_app(Pipeline(settings.replace(server_users=8), embedder=seed_pipeline.embedder))
+        port = free_port()
+        demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
+                                                       prevent_thread_lock=True, quiet=True)
+        try:
+            questions = ["In which city's stock exchange did SenseTime want to list its shares?",
+                         "How many euros did SenseTime hope to raise?",
+                         "Which consultancy does Pan Yuyu work for?",
+                         "Which minority group does Washington say SenseTime's software can pick out?",
+                         "How has the chip war between the US and China hurt SenseTime?",
+                         "What did SenseTime call the accusations against it?",
+                         "Which Treasury list was SenseTime placed on?",
+                         "What does SenseTime lease to companies from its data centers?"]
+            clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in questions]
+            started = time.monotonic()
+            jobs = [c.submit(q, [], "", "", "", api_name="/ask") for c, q in zip(clients, questions)]
+            first: dict[int, float] = {}
+            done: dict[int, float] = {}
+            while len(done) < len(jobs) and time.monotonic() - started < 900:
+                for i, job in enumerate(jobs):
+                    if i not in first and (job.outputs() or job.done()):
+                        first[i] = time.monotonic() - started
+                    if i not in done and job.done():
+                        done[i] = time.monotonic() - started
+                time.sleep(0.05)
+            for job, question in zip(jobs, questions):
+                _, chat, _ = job.result(timeout=5)
+                assert len(chat) == 2 and question in html.unescape(str(chat[0]["content"]))  # this user's own turn
+                final = str(chat[-1]["content"])
+                assert "rag-answer" in final and "rag-error" not in final, final
+            # every user's turn had begun (the chat was working on it) before the first answer was finished
+            print("first screen / answer done, s:", sorted(first.values()), sorted(done.values()))
+            assert max(first.values()) < min(done.values()), (first, done)
+        finally:
+            demo.close()
 
 
 @pytest.mark.models

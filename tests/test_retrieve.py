@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag import Pipeline, QueryError, Settings
-from rag.retrieve import fuse, prepare_question, select
+from rag.retrieve import fuse, more_of_lead, prepare_question, retrieve, select
 from rag.signals import AnswerSignals
 
 from .fakes import HashEmbedder
@@ -45,6 +45,29 @@ def test_per_article_cap_and_mmr() -> None:
     plain = select(order, article_of, 3, 5, vectors, relevance, mmr_lambda=1.0)
     diverse = select(order, article_of, 3, 5, vectors, relevance, mmr_lambda=0.3)
     assert plain == [10, 11, 12] and diverse[0] == 10 and 20 in diverse
+
+
+def test_the_best_article_may_add_one_more_chunk_after_the_top_k() -> None:
+    order = [10, 11, 20, 12, 30, 13]
+    article_of = {10: "a", 11: "a", 12: "a", 13: "a", 20: "b", 30: "c"}
+    chosen = select(order, article_of, top_k=3, per_article_cap=2)
+    assert chosen == [10, 11, 20]
+    assert more_of_lead(order, article_of, chosen, 1) == [12]  # the next best of "a", not "c"
+    assert more_of_lead(order, article_of, chosen, 2) == [12, 13]
+    assert more_of_lead(order, article_of, chosen, 0) == [] and more_of_lead(order, article_of, [], 1) == []
+    assert more_of_lead([20, 10, 30], article_of, [20, 10, 30], 1) == []  # "b" has no other chunk
+
+
+def test_search_returns_top_k_and_the_answer_path_reads_one_chunk_more(indexed: Settings) -> None:
+    pipeline = Pipeline(indexed, embedder=HashEmbedder())
+    question = "Which chess player won the championship in Astana?"
+    assert len(pipeline.retrieve(question, top_k=2)) == 2  # what a caller asked for, no more
+    plain = retrieve(question, pipeline.store, pipeline.embedder, indexed.replace(per_article_cap=1), top_k=2)
+    more = retrieve(question, pipeline.store, pipeline.embedder, indexed.replace(per_article_cap=1), top_k=2,
+                    lead_extra=1)
+    assert more[:2] == plain and len(more) == 3 and more[2].rank == 3
+    assert more[2].chunk.article_id == more[0].chunk.article_id != more[1].chunk.article_id
+    assert more[2].chunk.id not in {h.chunk.id for h in plain}
 
 
 def test_rescoring_signals() -> None:

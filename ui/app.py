@@ -162,10 +162,11 @@ def build_app(pipeline: Pipeline, *, index_embedder: Any = None) -> Any:
 
         chat_in = [box, chatbot, turns, title_box, from_box, to_box, as_of_box, scope]
         chat_out = [box, chatbot, sources, turns]
+        at_once = pipeline.answers_at_once  # one for a local model; several when a model server writes
         asked = [box.submit(on_ask, chat_in, chat_out, api_name="ask", concurrency_id="answer",
-                            show_progress="minimal"),
+                            concurrency_limit=at_once, show_progress="minimal"),
                  ask.click(on_ask, chat_in, chat_out, api_visibility="private", concurrency_id="answer",
-                           show_progress="minimal")]
+                           concurrency_limit=at_once, show_progress="minimal")]
         # Stop cancels the answer's event: Gradio closes its generator, which closes Pipeline.stream, and the
         # model is free again at its next token; the text so far stays, marked as stopped.
         stop.click(mark_stopped, chatbot, chatbot, cancels=asked, queue=False, api_visibility="private")
