@@ -4,8 +4,9 @@ What it measures: --runs fresh processes, each started as `rag chat` starts (a P
 which loads the models and has the model read its fixed instructions), then asks the --questions below in
 turn on an index of the bundled sample corpus (built first, not timed). Per run it prints the warm-up time
 and each answer's time to first token and total; then the median first-answer TTFT against the median TTFT of
-the later answers, and their difference (the #17 target: within 1 s). Questions are invented, about the sample
-corpus; each run asks them in a different rotation, so "first" is not always the same question.
+the later answers, and their difference (the #17 target: within 1 s). The questions are about the sample corpus
+(close to bench/sample_qa.jsonl's: this measures time, not answers); each run asks them in a different rotation, so
+"first" is not always the same question.
 
 How to run (from the repository root, alone on the machine; ~1 minute a run on 2 cores):
     .venv/bin/python bench/bench_first_answer.py [--runs 3] [--index-dir DIR] [--json bench/out/first.json]

@@ -18,7 +18,7 @@ from .answer import answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
-from .context import Passage, format_passages, passage_line, select_context
+from .context import Passage, format_passages, hits_read, passage_line, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder
 from .errors import ConfigError
@@ -95,7 +95,8 @@ class Pipeline:
         self._generator = generator
         self._reranker = reranker
         self._store: Store | None = None
-        self._lock = threading.RLock()  # the models are not re-entrant: one question at a time
+        # the local models are not re-entrant: one question at a time (a model server's wait is spent off it)
+        self._lock = threading.RLock()
         self.prompts = Prompts(self.settings.prompts_dir)  # placeholders checked now, not mid-answer
         if reranker is None and self.settings.reranker_path:
             self._reranker = CrossEncoderReranker(self.settings.reranker_path, threads=self.settings.threads)
@@ -245,8 +246,9 @@ class Pipeline:
             yield finish(refusal, True)  # nothing relevant: the model is not called
             return
         t = time.perf_counter()
-        passages = select_context(standalone, hits, self.embedder, max_sentences=s.context_sentences,
-                                  max_passages=s.context_passages)
+        read = hits_read(hits, s.context_passages, s.top_k)
+        passages = select_context(standalone, read, self.embedder, max_sentences=s.context_sentences,
+                                  max_passages=len(read))
         passages, messages = fit_passages(passages,
                                           lambda shown: self._answer_messages(shown, standalone, as_of, language),
                                           self.generator.count_tokens, self._room(s.max_answer_tokens))

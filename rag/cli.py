@@ -126,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                                          as_of=q.as_of or args.as_of))
     else:
         result = score_answers(questions, lambda q: pipeline.ask(q.question, as_of=q.as_of or args.as_of),
-                               min_support=settings.min_support, progress=_stderr)
+                               min_support=settings.min_support, progress=_stderr, top_k=settings.top_k)
     result.summary["seconds"] = round(time.perf_counter() - started, 1)
     result.summary["mode"] = args.mode if args.retrieval_only else "answer"
     result.summary["split"] = args.split or "all"

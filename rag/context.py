@@ -19,7 +19,7 @@ from .types import Hit
 # halves, no model) at 0.05 / 0.3: rtqa_dev 36 / 36 of 52, rgb_en 48 / 48 of 54, seed 8 / 8; at 7 sentences
 # 34 / 35, 48 / 47, 8 / 8. A tie on gold, kept for the rtqa_dev cases where the best hit's answer sentence lost
 # to look-alike sentences further down. By the article's rank rather than the chunk's (with the lead article's
-# extra chunk, rag/retrieve.py more_of_lead): 36 -> 38 of 52 on rtqa_dev dev, the sample set 11 -> 12 of 13.
+# extra chunk, rag/retrieve.py more_of_lead): gold shown 36 -> 38 of 52 on rtqa_dev dev, sample set 11 -> 12 of 13.
 RANK_WEIGHT = 0.3
 
 
@@ -47,6 +47,12 @@ def _recall(claim: Sequence[str], passage: str) -> float:
         return 0.0
     have = set(content_words(passage))
     return sum(w in have for w in claim) / len(claim)
+
+
+def hits_read(hits: Sequence[Hit], passages: int, top_k: int) -> list[Hit]:
+    """The hits the answer picks its sentences from: the best `passages` of the top_k, and whatever retrieve()
+    added after the top_k (the lead article's extra chunk, Settings.lead_article_extra)."""
+    return [*hits[:passages], *hits[top_k:]]
 
 
 def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, max_sentences: int = 6,

@@ -239,8 +239,12 @@ class _Tally:
 
 
 def score_answers(questions: Sequence[Question], ask: Callable[[Question], Answer], *,
-                  min_support: float = 0.5, progress: Callable[[str], None] | None = None) -> EvalResult:
-    """Ask every question (on its as_of date) and score answers, refusals, citations, retrieval and latency."""
+                  min_support: float = 0.5, progress: Callable[[str], None] | None = None,
+                  top_k: int | None = None) -> EvalResult:
+    """Ask every question (on its as_of date) and score answers, refusals, citations, retrieval and latency.
+
+    top_k: the answer's hits past it (what the answer read beyond the search results: Settings.lead_article_extra)
+    are left out of hits@k and MRR."""
     rows: list[dict[str, Any]] = []
     tally, ranks = _Tally(), _Ranks()
     for i, q in enumerate(questions, 1):
@@ -255,7 +259,7 @@ def score_answers(questions: Sequence[Question], ask: Callable[[Question], Answe
         if not answer.refused:
             tally.sentences += len(answer.sentences)
             tally.uncited += sum(1 for s in answer.sentences if not s.markers)
-        quote_rank, doc_rank = ranks.add(answer.hits, q)
+        quote_rank, doc_rank = ranks.add(answer.hits[:top_k], q)
         rows.append({"id": q.id, "question": q.question, "as_of": q.as_of, "answerable": q.answerable,
                      "answer": answer.text, "refused": answer.refused,
                      "correct": bool(is_correct) if q.answerable else answer.refused,

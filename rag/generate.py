@@ -204,9 +204,8 @@ class OpenAICompatibleGenerator:
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
-                    if data == "[DONE]":
-                        finished = True
-                        break
+                    if data == "[DONE]":  # without a finish_reason first, the answer was cut short: llama_cpp.server
+                        break  # does that to a stream when another request waits, unless --interrupt_requests False
                     choice = json.loads(data)["choices"][0]
                     delta = choice.get("delta", {}).get("content")
                     finished = finished or bool(choice.get("finish_reason"))
@@ -216,9 +215,10 @@ class OpenAICompatibleGenerator:
             # HTTP errors (a 400 for a prompt over the server's window), refused connections, malformed replies
             raise GenerationError(f"the model server at {self.endpoint} failed: {_one_line(exc)}; is it running, "
                                   "and is its context window large enough?") from None
-        if not finished:  # the server died mid-answer (llama.cpp's crashes close the connection): not an answer
-            raise GenerationError(f"the model server at {self.endpoint} closed the answer before it ended; "
-                                  "check the server's log, restart it and ask again")
+        if not finished:  # the server died (llama.cpp's crashes close the connection) or cut the answer short
+            raise GenerationError(f"the model server at {self.endpoint} closed the answer before it ended; check "
+                                  "the server's log (start llama_cpp.server with --interrupt_requests False when "
+                                  "several questions come at once) and ask again")
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
@@ -237,7 +237,7 @@ class OffLock:
     returns: the caller holds the lock for the local models (embedder, index), which other questions may use
     meanwhile. Called without the lock, it calls straight through."""
 
-    def __init__(self, inner: Generator, lock: Any) -> None:
+    def __init__(self, inner: Generator, lock: threading.RLock) -> None:  # an RLock: release() checks the owner
         self.inner, self._lock = inner, lock
         self.name = inner.name
 

@@ -91,8 +91,8 @@ def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_art
 
 
 def more_of_lead(order: Sequence[int], article_of: dict[int, str], chosen: Sequence[int], extra: int) -> list[int]:
-    """Up to extra more chunks of the best article, best first, to go after the top_k: the cap keeps other
-    articles in the top_k, while the best article's next chunk often holds the answer its first two only lead to."""
+    """Up to extra more chunks of the best article, best scoring first, to go after the top_k: the cap keeps other
+    articles in the top_k, while the best article's third-best chunk often holds the answer its first two lead to."""
     if not chosen or extra <= 0:
         return []
     lead, taken = article_of[chosen[0]], set(chosen)

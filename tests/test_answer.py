@@ -18,7 +18,7 @@ from rag.answer import find_grammar
 from rag.budget import cut_to_tokens, fit_passages
 from rag.cite import cite, split_claims
 from rag.config import DEFAULT_PROMPTS_DIR, Settings
-from rag.context import Passage, select_context
+from rag.context import Passage, hits_read, select_context
 from rag.errors import ConfigError, GenerationError, PromptError, QueryError
 from rag.generate import PROMPT_FIELDS, LlamaCppGenerator, OpenAICompatibleGenerator, Prompts
 from rag.types import Chunk, Hit
@@ -315,8 +315,9 @@ def test_sentences_that_do_not_fit_go_lowest_ranked_first(indexed: Settings) -> 
     question = "What did the thieves steal from the museum?"
     gen = ScriptedGenerator(["Thieves stole 42 Roman gold coins [1]."], n_ctx=660)
     answer = Pipeline(indexed, embedder=HashEmbedder(), generator=gen).ask(question)
-    every = select_context(question, answer.hits, HashEmbedder(),  # all the sentences, had the window room
-                           max_sentences=indexed.context_sentences, max_passages=indexed.context_passages)
+    read = hits_read(answer.hits, indexed.context_passages, indexed.top_k)
+    every = select_context(question, read, HashEmbedder(),  # all the sentences, had the window room
+                           max_sentences=indexed.context_sentences, max_passages=len(read))
     shown = re.findall(r"^\[(\d+)\] \(.*?\) (.*)$", gen.last_user_message, flags=re.M)
     assert 0 < len(shown) < len(every) and [int(n) for n, _ in shown] == list(range(1, len(shown) + 1))
     best = sorted(every, key=lambda p: -p.score)[:len(shown)]
@@ -382,14 +383,18 @@ def test_backend_errors_become_one_line_generation_errors(indexed: Settings) -> 
 
 
 class _DyingServer(http.server.BaseHTTPRequestHandler):
-    """An OpenAI-style server that streams one piece and then dies, as a crashed llama.cpp server does."""
+    """An OpenAI-style server that streams one piece and then `ending`: nothing (it dies, as a crashed llama.cpp
+    server does), "[DONE]" alone (llama_cpp.server cutting a stream short for another request), or a finish_reason
+    and then "[DONE]" (an answer that ended)."""
+
+    ending = b""
 
     def do_POST(self) -> None:  # noqa: N802 (the http.server hook's name)
         self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        self.wfile.write(b'data: {"choices": [{"delta": {"content": "The ferry"}}]}\n\n')
+        self.wfile.write(b'data: {"choices": [{"delta": {"content": "The ferry"}}]}\n\n' + self.ending)
         self.wfile.flush()
 
     def log_message(self, *args: object) -> None:
@@ -406,26 +411,33 @@ def test_questions_overlap_only_while_a_model_server_writes(indexed: Settings, r
                  "What did the thieves steal from the museum?": "coins",
                  "Which river does the new bridge cross?": "bridge"}
     answers: dict[str, Answer] = {}
-    threads = [threading.Thread(target=lambda q=q: answers.__setitem__(q, pipeline.ask(q))) for q in questions]
+    threads = [threading.Thread(target=lambda q=q: answers.__setitem__(q, pipeline.ask(q)), daemon=True)
+               for q in questions]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
     assert pipeline.answers_at_once == (4 if remote else 1)
-    assert gen.most_in_flight == (3 if remote else 1)
+    assert gen.most_in_flight >= 2 if remote else gen.most_in_flight == 1
     for question, word in questions.items():  # each answer is its own question's, none lost or mixed
         assert not answers[question].refused and word.lower() in answers[question].text.lower()
     # called without the pipeline's lock (a caller of pipeline.generator), the server is simply asked
     assert pipeline.generator.generate([{"role": "user", "content": "Passages:\n[1] Hi there."}], max_tokens=8)
 
 
-def test_a_server_that_dies_mid_answer_is_an_error_not_a_short_answer() -> None:
-    server = http.server.HTTPServer(("127.0.0.1", 0), _DyingServer)
+@pytest.mark.parametrize("ending", [b"", b"data: [DONE]\n\n",
+                                    b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\ndata: [DONE]\n\n'])
+def test_a_server_that_dies_mid_answer_is_an_error_not_a_short_answer(ending: bytes) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), type("Server", (_DyingServer,), {"ending": ending}))
     threading.Thread(target=server.handle_request, daemon=True).start()
     try:
         remote = OpenAICompatibleGenerator(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
-        with pytest.raises(GenerationError, match="closed the answer before it ended"):
-            remote.generate([{"role": "user", "content": "When did the ferry restart?"}], max_tokens=20)
+        ask = [{"role": "user", "content": "When did the ferry restart?"}]
+        if b"finish_reason" in ending:  # the answer ended: it is the answer
+            assert remote.generate(ask, max_tokens=20) == "The ferry"
+        else:
+            with pytest.raises(GenerationError, match="closed the answer before it ended"):
+                remote.generate(ask, max_tokens=20)
     finally:
         server.server_close()
 

@@ -61,7 +61,7 @@ def test_scores_answers_refusals_citations(articles_dir: Path, settings: Setting
                              "The capital of Mars is Olympus [1]."])
     pipeline = Pipeline(settings.replace(min_dense_score=0.0), embedder=HashEmbedder(), generator=gen)
     questions = load_questions(_qa(tmp_path))
-    result = score_answers(questions, lambda q: pipeline.ask(q.question, as_of=q.as_of))
+    result = score_answers(questions, lambda q: pipeline.ask(q.question, as_of=q.as_of), top_k=settings.top_k)
     s = result.summary
     assert s["questions"] == 3 and s["answerable"] == 2 and s["unanswerable"] == 1
     assert s["answer_accuracy"] == 0.5 and s["false_refusal_rate"] == 0.5

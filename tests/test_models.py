@@ -133,17 +133,23 @@ def test_prompt_injection_cannot_change_format_or_citations(tmp_path: Path) -> N
         assert all(s.markers for s in answer.sentences)  # every sentence still carries a citation
 
 
+def _words(text: str) -> str:
+    """The text's words without citation markers and final stops, for comparing an answer with the chat's."""
+    return " ".join(re.sub(r"\[\d+\]", " ", text).split()).rstrip(".")
+
+
 @contextlib.contextmanager
-def _llama_server(pipeline: Pipeline) -> Iterator[str]:
-    """A real llama.cpp server on loopback with the default model (llama_cpp.server); yields its URL."""
-    model = rag_models.resolve_llm_path("", pipeline.settings.cache_dir)
+def _llama_server(cache_dir: Path) -> Iterator[str]:
+    """A real llama.cpp server on loopback with the default model (llama_cpp.server); yields its URL. It writes
+    one answer at a time, and without --interrupt_requests False it would cut a stream short for the next."""
+    model = rag_models.resolve_llm_path("", cache_dir)
     port = free_port()
     # llama_cpp.server as `python -m` would run it, but without repacked weights, which crash llama.cpp on AMX
     # Xeons (rag/generate.py, _no_weight_repacking); a crashed server would also fail the test, rightly.
     serve = ("import runpy, llama_cpp; from rag.generate import _no_weight_repacking\n"
              "with _no_weight_repacking(llama_cpp): runpy.run_module('llama_cpp.server', run_name='__main__')")
     server = subprocess.Popen([sys.executable, "-c", serve, "--model", str(model), "--host", "127.0.0.1",
-                               "--port", str(port), "--n_ctx", "2048"],
+                               "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -163,7 +169,7 @@ def _llama_server(pipeline: Pipeline) -> Iterator[str]:
 @pytest.mark.models
 def test_openai_compatible_server_backend(seed_pipeline: Pipeline) -> None:
     """A real llama.cpp server on loopback (llama_cpp.server, the default model) behind llm_url."""
-    with _llama_server(seed_pipeline) as url:
+    with _llama_server(seed_pipeline.settings.cache_dir) as url:
         settings = seed_pipeline.settings.replace(llm_url=url, llm_api_model="qwen")
         remote = Pipeline(settings, embedder=seed_pipeline.embedder)
         pieces = list(remote.generator.stream([{"role": "user", "content": "Say hello."}], max_tokens=8))
@@ -174,44 +180,50 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline) -> None:
         _check_citations(remote, answer)
         assert answer.refused or all(s.markers for s in answer.sentences)
 
-        # the chat on that server answers eight users at once instead of one after another; none is lost or mixed
-        from gradio_client import Client
 
-        from ui.app import build_app
+@pytest.mark.models
+def test_the_chat_answers_eight_users_at_once_through_a_model_server(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    """With llm_url set, eight chat users asking together are all retrieved for at once (the local models are
+    free while the server writes), and each gets the answer it gets alone: none lost, cut short or mixed."""
+    from gradio_client import Client
 
-        demo = build_app(Pipeline(settings.replace(server_users=8), embedder=seed_pipeline.embedder))
+    from ui.app import build_app
+
+    settings = Settings(index_dir=tmp_path / "index", embed_model="minilm")
+    build_index(DATA / "articles", settings=settings, embedder=real_embedder)
+    questions = ["Near which fishing town did the volcano erupt?", "How long is the new bridge in Eastmoor?",
+                 "Who did Ding Liren beat to become world chess champion?", "How many gold coins were stolen?",
+                 "How much did the Eastmoor bridge cost?", "What was the rice yield per hectare this year?",
+                 "How did the burglars get into the museum?", "In which city was the chess championship held?"]
+    with _llama_server(settings.cache_dir) as url:
+        remote = Pipeline(settings.replace(llm_url=url, llm_api_model="qwen", server_users=8), embedder=real_embedder)
+        alone = {q: remote.ask(q).text for q in questions}  # one at a time, for comparison
+        demo = build_app(remote)
         port = free_port()
         demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
                                                        prevent_thread_lock=True, quiet=True)
         try:
-            questions = ["In which city's stock exchange did SenseTime want to list its shares?",
-                         "How many euros did SenseTime hope to raise?",
-                         "Which consultancy does Pan Yuyu work for?",
-                         "Which minority group does Washington say SenseTime's software can pick out?",
-                         "How has the chip war between the US and China hurt SenseTime?",
-                         "What did SenseTime call the accusations against it?",
-                         "Which Treasury list was SenseTime placed on?",
-                         "What does SenseTime lease to companies from its data centers?"]
             clients = [Client(f"http://127.0.0.1:{port}/", verbose=False) for _ in questions]
             started = time.monotonic()
             jobs = [c.submit(q, [], "", "", "", api_name="/ask") for c, q in zip(clients, questions)]
-            first: dict[int, float] = {}
+            retrieved: dict[int, float] = {}  # when the user's screen first showed its passages
             done: dict[int, float] = {}
             while len(done) < len(jobs) and time.monotonic() - started < 900:
                 for i, job in enumerate(jobs):
-                    if i not in first and (job.outputs() or job.done()):
-                        first[i] = time.monotonic() - started
+                    if i not in retrieved and any("found" in str(out[2]) for out in job.outputs()):
+                        retrieved[i] = time.monotonic() - started
                     if i not in done and job.done():
                         done[i] = time.monotonic() - started
                 time.sleep(0.05)
+            print("passages shown / answer done, s:", sorted(retrieved.values()), sorted(done.values()))
             for job, question in zip(jobs, questions):
                 _, chat, _ = job.result(timeout=5)
                 assert len(chat) == 2 and question in html.unescape(str(chat[0]["content"]))  # this user's own turn
-                final = str(chat[-1]["content"])
-                assert "rag-answer" in final and "rag-error" not in final, final
-            # every user's turn had begun (the chat was working on it) before the first answer was finished
-            print("first screen / answer done, s:", sorted(first.values()), sorted(done.values()))
-            assert max(first.values()) < min(done.values()), (first, done)
+                shown = html.unescape(re.sub(r"<[^>]+>", " ", str(chat[1]["content"])))
+                assert "rag-error" not in str(chat[1]["content"]), shown
+                assert _words(alone[question]) in _words(shown), (question, alone[question], shown)
+            # every user's passages were retrieved and shown before the first answer was finished
+            assert len(retrieved) == len(jobs) and max(retrieved.values()) < min(done.values()), (retrieved, done)
         finally:
             demo.close()
 

@@ -9,7 +9,7 @@ from rag import Pipeline, QueryError, Settings
 from rag.retrieve import fuse, more_of_lead, prepare_question, retrieve, select
 from rag.signals import AnswerSignals
 
-from .fakes import HashEmbedder
+from .fakes import HashEmbedder, QuotingGenerator
 
 
 class KeywordReranker:
@@ -68,6 +68,10 @@ def test_search_returns_top_k_and_the_answer_path_reads_one_chunk_more(indexed: 
     assert more[:2] == plain and len(more) == 3 and more[2].rank == 3
     assert more[2].chunk.article_id == more[0].chunk.article_id != more[1].chunk.article_id
     assert more[2].chunk.id not in {h.chunk.id for h in plain}
+    # and the answer reads it: the top five (one chunk an article here) and the best article's next best chunk
+    hits = Pipeline(indexed.replace(per_article_cap=1), embedder=HashEmbedder(), generator=QuotingGenerator()).ask(
+        question).hits
+    assert len(hits) == indexed.top_k + 1 and hits[-1].chunk.article_id == hits[0].chunk.article_id
 
 
 def test_rescoring_signals() -> None:
