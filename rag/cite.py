@@ -48,8 +48,8 @@ def split_claims(text: str) -> list[tuple[str, tuple[int, ...]]]:
 def question_names(question: str) -> list[list[str]]:
     """Capitalised names in the question after its first word ("Bank of England"), as stemmed words.
 
-    An abbreviation in capitals ("NATO", "ESA") is left out of a name, since articles often spell it out ("the
-    European Space Agency"), and so is a lowercase word hyphened onto a name ("ESA-funded", "Lyon-based")."""
+    An abbreviation in capitals ("KRB") is left out of a name, since articles often spell it out ("the Kessel
+    River Board"), and so is a lowercase word hyphened onto a name ("KRB-funded", "Lyon-based")."""
     body = question.strip().split(" ", 1)[1] if " " in question.strip() else ""
     found = re.findall(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|de|the|and|&)\s+[A-Z][\w'’.-]*|\s+[A-Z][\w'’.-]*)*", body)
     names = []
