@@ -16,10 +16,11 @@ How to run (from the repository root, with the project's virtualenv):
     .venv/bin/python bench/bench_index.py                          # 2000 articles, real embedder
     .venv/bin/python bench/bench_index.py --articles 5000 --repeat 3
     .venv/bin/python bench/bench_index.py --embedder hash          # fake embedder: chunking + storage only
-Options: --articles N (2000), --repeat R (1), --embedder real|hash (real), --threads T (model threads,
-0 = the app default: all cores), --seed S, --tmp DIR (where the temporary folder goes), --no-warmup,
---verbose. Before the timed runs, 3 throw-away articles are indexed once (warm-up, printed separately) so
-lazy imports and the model's first forward pass are not charged to run 1; --no-warmup skips that.
+    .venv/bin/python bench/bench_index.py --precision fp32,bf16    # both document precisions, in one run
+Options: --articles N (2000), --repeat R (1), --embedder real|hash (real), --precision P[,P] (auto),
+--threads T (model threads, 0 = the app default: all cores), --seed S, --tmp DIR (where the temporary folder
+goes), --no-warmup, --verbose. Before the timed runs, 3 throw-away articles are indexed once (warm-up, printed
+separately) so lazy imports and the model's first forward pass are not charged to run 1; --no-warmup skips that.
 
 Run it alone on a quiet machine (the reference box has 2 cores): other work on the machine skews the
 timings, and the real embedder uses every core. Nothing outside the temporary folder is written.
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="real = the app's sentence-transformers model; hash = tests.fakes.HashEmbedder")
     parser.add_argument("--threads", type=int, default=0,
                         help="model threads (Settings.threads; 0 = all cores)")
+    parser.add_argument("--precision", default="auto",
+                        help="document precision(s) of the real embedder, comma-separated, each measured in turn "
+                             "in this run: auto, fp32, bf16 (auto)")
     parser.add_argument("--seed", type=int, default=1234, help="corpus seed (1234)")
     parser.add_argument("--tmp", default=None, help="parent folder for the temporary corpus and index")
     parser.add_argument("--no-warmup", action="store_true",
@@ -153,41 +157,46 @@ def main(argv: list[str] | None = None) -> int:
     if args.articles < 1 or args.repeat < 1:
         parser.error("--articles and --repeat must be at least 1")
 
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     print(f"bench_index: {args.articles} articles, embedder={args.embedder}, repeat={args.repeat}, "
-          f"cores={os.cpu_count()}, threads={args.threads or 'default'}")
-    load_s = None
-    embedder: Embedder
-    if args.embedder == "hash":
-        from tests.fakes import HashEmbedder
+          f"cores={os.cpu_count()}, threads={args.threads or 'default'}, documents in {', '.join(precisions)}")
+    columns: dict[str, list[dict[str, float]]] = {}
+    loads: dict[str, float] = {}
+    for precision in precisions if args.embedder == "real" else ["-"]:
+        embedder: Embedder
+        if args.embedder == "hash":
+            from tests.fakes import HashEmbedder
 
-        embedder = HashEmbedder()
-    else:
-        started = time.perf_counter()
-        embedder = load_embedder(Settings(threads=args.threads))
-        load_s = time.perf_counter() - started
-        print(f"embedder load: {load_s:.2f} s  ({embedder.name}, dim {embedder.dim}, "
-              f"peak RSS so far {peak_rss_mib():.0f} MiB)")
-
-    if not args.no_warmup:
-        print(f"warm-up (3 articles, not counted): {warm_up(embedder, args.tmp):.2f} s")
-    runs = []
-    for run in range(args.repeat):
-        result = one_run(run, args, embedder, args.tmp)
-        runs.append(result)
-        if args.repeat > 1:
-            print(f"run {run + 1}/{args.repeat}: full {result['full_s']:.2f} s, "
-                  f"{result['chunks_per_s']:.1f} chunks/s, re-index {result['reindex_s']:.2f} s, "
-                  f"no-change {result['nochange_s']:.2f} s")
+            embedder = HashEmbedder()
+        else:
+            started = time.perf_counter()
+            embedder = load_embedder(Settings(threads=args.threads, embed_precision=precision))
+            loads[precision] = time.perf_counter() - started
+            print(f"embedder load: {loads[precision]:.2f} s  ({embedder.name}, dim {embedder.dim}, documents in "
+                  f"{getattr(embedder, 'precision', '?')}, peak RSS so far {peak_rss_mib():.0f} MiB)")
+        got = str(getattr(embedder, "precision", precision))
+        label = got if got == precision or args.embedder == "hash" else f"{precision}={got}"  # auto=bf16
+        if not args.no_warmup:
+            print(f"warm-up (3 articles, not counted): {warm_up(embedder, args.tmp):.2f} s")
+        runs = columns.setdefault(label, [])
+        for run in range(args.repeat):
+            result = one_run(run, args, embedder, args.tmp)
+            runs.append(result)
+            if args.repeat > 1:
+                print(f"{label} run {run + 1}/{args.repeat}: full {result['full_s']:.2f} s, "
+                      f"{result['chunks_per_s']:.1f} chunks/s, re-index {result['reindex_s']:.2f} s, "
+                      f"no-change {result['nochange_s']:.2f} s")
 
     what = "median of %d runs" % args.repeat if args.repeat > 1 else "1 run"
-    print(f"\nresults ({what}):")
+    print(f"\nresults ({what}; one column per document precision):")
     width = max(len(label) for _, label, _ in LABELS)
+    print(f"  {'':<{width}}  " + "  ".join(f"{name:>10}" for name in columns))
     for key, label, fmt in LABELS:
-        value = statistics.median(r[key] for r in runs)
-        print(f"  {label:<{width}}  {fmt.format(value)}")
+        cells = [fmt.format(statistics.median(r[key] for r in runs)) for runs in columns.values()]
+        print(f"  {label:<{width}}  " + "  ".join(f"{c:>10}" for c in cells))
     print(f"  {'cores (os.cpu_count())':<{width}}  {os.cpu_count()}")
-    if load_s is not None:
-        print(f"  {'embedder load (s, separate)':<{width}}  {load_s:.2f}")
+    for precision, load_s in loads.items():
+        print(f"  {'embedder load (s, separate)':<{width}}  {load_s:.2f} ({precision})")
     return 0
 
 

@@ -10,6 +10,7 @@ from .config import Settings
 from .corpus import ArticleInfo, UploadReport, add_articles, list_articles, remove_article
 from .errors import (
                      ConfigError,
+                     EmbeddingServerError,
                      GenerationError,
                      IndexBusyError,
                      IndexCorruptError,
@@ -27,7 +28,8 @@ from .retrieve import Filters
 from .types import Answer, Article, Chunk, Citation, Hit, Sentence
 
 __all__ = [
-    "Answer", "Article", "ArticleInfo", "Chunk", "Citation", "ConfigError", "Filters", "GenerationError", "Hit",
+    "Answer", "Article", "ArticleInfo", "Chunk", "Citation", "ConfigError", "EmbeddingServerError", "Filters",
+    "GenerationError", "Hit",
     "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
     "NO_ANSWER", "REDRAFT", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",

@@ -152,7 +152,7 @@ class Pipeline:
         is as quick as the next: llama.cpp keeps the instructions' cache for the prompts that start with them
         (on 2 cores the first answer's time to first token fell from ~10 s to ~4 s)."""
         with self._lock:
-            self.embedder.embed_query("warm-up")  # loads the embedder and traces its question path
+            self.embedder.embed_query("warm-up")  # loads the embedder and its ONNX question path (exported once)
             generator = self.generator
             if isinstance(generator, LlamaCppGenerator):  # a server keeps its own cache
                 generator.generate([self._system_message(), {"role": "user", "content": "Reply OK."}], max_tokens=1)

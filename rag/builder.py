@@ -89,6 +89,8 @@ class Builder:
                     "Rebuild with --rebuild, or restore the chunk settings."
                 )
         self.previous = previous
+        if previous and previous.get("embedder", {}).get("documents"):  # how the kept vectors were computed
+            self.embedder["documents"] = previous["embedder"]["documents"]
         # the generation readers may be opening now; kept (even by --rebuild) until the build after this one
         self.live = previous["generation"] if previous else live_generation(self.index_dir)
         self.generation = f"gen-{next_generation_number(self.index_dir, self.live):06d}"

@@ -64,7 +64,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"corpus:     {info.get('root', '?')}")
     print(f"contents:   {counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks, "
           f"{counts.get('files', 0)} files")
-    print(f"embedder:   {emb.get('name')} ({emb.get('dim')} dims)"
+    print(f"embedder:   {emb.get('name')} ({emb.get('dim')} dims"
+          + (f", documents: {emb['documents']}" if emb.get("documents") else "") + ")"
           + (f"; {info['embedder_note']}" if info.get("embedder_note") else ""))
     if info.get("languages"):
         print("languages:  " + ", ".join(f"{lang} {n}" for lang, n in info["languages"].items()))

@@ -50,6 +50,10 @@ class Settings:
     embed_model: str = ""  # "" (= "auto"): picked from the corpus's languages when an index is first built
     # (embed_choice.py); or "minilm", "use", "e5-small", or a sentence-transformers model folder
     embed_batch_size: int = 32  # chunks per forward pass
+    embed_url: str = ""  # an OpenAI-compatible embeddings server (POST /v1/embeddings); overrides embed_model
+    embed_api_model: str = ""  # with embed_url: the model name sent to it and recorded in the index (required)
+    embed_precision: str = "auto"  # documents in "bf16" where the CPU has native bf16 (AMX, AVX-512 BF16), else
+    # "fp32"; or either by name. Questions are always fp32 (onnxruntime when the export works, else torch)
     llm_path: str = ""  # a .gguf file, or "" for the packaged Qwen2.5-Coder-1.5B-Instruct Q4_K_M
     llm_url: str = ""  # an OpenAI-compatible server (llama.cpp server, vLLM, Ollama); overrides llm_path
     llm_api_model: str = "default"  # model name sent to that server
@@ -147,6 +151,11 @@ class Settings:
             )
         if not self.recency_half_life_days > 0:
             raise ConfigError(f"setting recency_half_life_days={self.recency_half_life_days} must be above 0")
+        if self.embed_url and not self.embed_api_model.strip():
+            raise ConfigError("RAG_EMBED_URL is set but RAG_EMBED_API_MODEL is not: name the model the server runs "
+                              "(e.g. all-MiniLM-L6-v2); the index records it, so vectors of two models never mix")
+        if self.embed_precision not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"setting embed_precision={self.embed_precision!r} must be 'auto', 'bf16' or 'fp32'")
         if self.second_read not in ("found", "agree", "off"):
             raise ConfigError(f"setting second_read={self.second_read!r} must be 'found', 'agree' or 'off'")
         if self.answer_mode not in ("find", "direct"):

@@ -127,9 +127,9 @@ def _indexing_embedder(settings: Settings) -> Embedder:
     """The embedder uploads are indexed with: loaded once, and never a Pipeline's, because a Hugging Face fast
     tokenizer used by two threads at once fails ("RuntimeError: Already borrowed", huggingface/tokenizers#537)
     and questions are answered while an upload is indexed."""
-    from .api import load_embedder
+    from .embed_choice import load_embedder
 
-    return load_embedder(settings)
+    return load_embedder(settings, own=True)
 
 
 def _unreadable(saved: Sequence[Saved], report: IndexReport, uploads: Path) -> list[Skipped]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import Settings
 from .embed import DEFAULT_EMBED_NAME, Embedder, SentenceTransformerEmbedder, resolve_embed_model
 from .embed_use import E5_NAME, USE_LANGUAGES, USE_NAME, E5SmallEmbedder, UniversalSentenceEncoderEmbedder
-from .errors import IndexCorruptError, IndexNotFoundError
+from .errors import ConfigError, IndexCorruptError, IndexNotFoundError
 from .manifest import read_manifest
 
 AUTO = "auto"
@@ -30,7 +30,7 @@ MIN_OTHER_SHARE = 0.02
 
 
 def is_auto(settings: Settings) -> bool:
-    return settings.embed_model in ("", AUTO)
+    return settings.embed_model in ("", AUTO) and not settings.embed_url
 
 
 def pick(languages: Mapping[str | None, int]) -> tuple[str, str]:
@@ -59,23 +59,46 @@ def expected_name(settings: Settings) -> str | None:
     """The name an index must have been built with, or None when "auto" takes whatever it was built with."""
     if is_auto(settings):
         return None
+    if settings.embed_url:
+        return settings.embed_api_model
     return PACKAGED.get(settings.embed_model) or resolve_embed_model(settings.embed_model)[1]
 
 
-def load_embedder(settings: Settings, name: str | None = None) -> Embedder:
+def load_embedder(settings: Settings, name: str | None = None, *, own: bool = False) -> Embedder:
     """The embedder called `name`, else the one the settings name, else (auto) the one the index was built with
-    (MiniLM when there is no index yet)."""
-    if name is None:
-        name = (built_with(settings.index_dir) or DEFAULT_EMBED_NAME) if is_auto(settings) else settings.embed_model
-    return _load(PACKAGED.get(name, name), settings.embed_batch_size, settings.threads, settings.generate_threads)
+    (MiniLM when there is no index yet). With own, a new instance, not the one this process shares."""
+    if settings.embed_url and name in (None, settings.embed_api_model):
+        from .embed_remote import RemoteEmbedder
+
+        return RemoteEmbedder(settings.embed_url, model=settings.embed_api_model,
+                              batch_size=settings.embed_batch_size)
+    if name is None and is_auto(settings):
+        name = built_with(settings.index_dir) or DEFAULT_EMBED_NAME
+        if name not in PACKAGED and "server" in _documents(settings.index_dir):
+            raise ConfigError(f"the index at {settings.index_dir} was embedded by a server as {name!r}; set "
+                              f"RAG_EMBED_URL to that server and RAG_EMBED_API_MODEL={name} to search it")
+    name = PACKAGED.get(name or settings.embed_model, name or settings.embed_model)
+    local = name not in (USE_NAME, E5_NAME)  # the multilingual adapters have neither bf16 nor an ONNX path
+    args = (name, settings.embed_batch_size, settings.threads, settings.generate_threads,
+            settings.embed_precision if local else "", settings.cache_dir if local else None)
+    return _load.__wrapped__(*args) if own else _load(*args)
+
+
+def _documents(index_dir: Path) -> str:
+    try:
+        return str(read_manifest(index_dir).get("embedder", {}).get("documents") or "")
+    except (IndexNotFoundError, IndexCorruptError, AttributeError):
+        return ""
 
 
 @lru_cache(maxsize=2)
-def _load(name: str, batch_size: int, threads: int, query_threads: int) -> Embedder:
+def _load(name: str, batch_size: int, threads: int, query_threads: int, precision: str,
+          cache_dir: Path | None) -> Embedder:
     """Loaded once per process: indexing and then answering (rag eval, the chat after `rag index`) share it."""
     if name == USE_NAME:
         return UniversalSentenceEncoderEmbedder(threads=threads)
     if name == E5_NAME:
         return E5SmallEmbedder(threads=threads)
     return SentenceTransformerEmbedder("" if name == DEFAULT_EMBED_NAME else name, batch_size=batch_size,
-                                       threads=threads, query_threads=query_threads)
+                                       threads=threads, query_threads=query_threads, precision=precision,
+                                       cache_dir=cache_dir)

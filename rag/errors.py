@@ -63,3 +63,7 @@ class PromptError(RagError):
 
 class GenerationError(RagError):
     """The language model (local or remote) failed to produce an answer."""
+
+
+class EmbeddingServerError(RagError):
+    """The embedding server (RAG_EMBED_URL) could not be reached, or sent something that is not embeddings."""

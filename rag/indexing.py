@@ -114,7 +114,7 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         pending, seen = _scan(files, settings, builder, report, say)
         if embedder is None:
             embedder, report.embedder_note = choose_embedder(settings, builder, pending)
-            builder.embedder = {"name": embedder.name, "dim": embedder.dim}
+            builder.embedder = {**builder.embedder, "name": embedder.name, "dim": embedder.dim}
             say(f"embedder: {embedder.name} ({report.embedder_note})")
         _embed_and_add(pending, settings, embedder, builder, report, say)
         previous_paths = builder.known_paths() - seen
@@ -128,6 +128,12 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def documents_precision(before: str, now: str) -> str:
+    """How the index's document vectors were computed ("bf16", "fp32", or "bf16+fp32" over several runs): the
+    variants of one model agree to cosine 0.99998, so an index keeps its embedder whichever variant added to it."""
+    return "+".join(sorted((set(before.split("+")) | {now}) - {""}))
 
 
 def choose_embedder(settings: Settings, builder: Builder, pending: list[Article]) -> tuple[Embedder, str]:
@@ -297,6 +303,9 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
         planned.append((article, chunks, [embedding_input(title, c) for c in chunks]))
     total = sum(len(c) for _, c, _ in planned)
     say(f"embedding {total} chunks with {embedder.name}")
+    if total:
+        builder.embedder["documents"] = documents_precision(str(builder.embedder.get("documents", "")),
+                                                            str(getattr(embedder, "precision", "fp32")))
     done = 0
     started = time.perf_counter()
     batch: list[tuple[Article, list[Chunk], list[str]]] = []

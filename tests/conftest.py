@@ -44,11 +44,11 @@ def embedder() -> HashEmbedder:
 
 
 @pytest.fixture(scope="session")
-def real_embedder():
-    """The packaged all-MiniLM-L6-v2, loaded once per test session."""
+def real_embedder(tmp_path_factory: pytest.TempPathFactory):
+    """The packaged all-MiniLM-L6-v2, loaded once per test session, questions through onnxruntime."""
     from rag.embed import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(cache_dir=tmp_path_factory.mktemp("embed-cache"))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ STAGES: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"errors", "config", "types", "text", "dates", "languages"})),
     ("read", frozenset({"files", "htmltext", "ingest", "uploads"})),
     ("chunk", frozenset({"chunk"})),
-    ("embed", frozenset({"models", "embed", "embed_use"})),
+    ("embed", frozenset({"models", "embed", "embed_onnx", "embed_use", "embed_remote"})),
     ("index", frozenset({"manifest", "faiss_index", "lexical", "store", "builder", "embed_choice"})),
     ("indexing", frozenset({"indexing"})),
     ("signals", frozenset({"signals"})),

@@ -31,7 +31,7 @@ def test_build_writes_manifest_sqlite_and_vectors(articles_dir: Path, settings: 
     report = build_index(articles_dir, settings=settings, embedder=embedder)
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
     assert manifest["format_version"] == FORMAT_VERSION
-    assert manifest["embedder"] == {"name": "hash-256", "dim": 256}
+    assert manifest["embedder"] == {"name": "hash-256", "dim": 256, "documents": "fp32"}
     assert manifest["chunking"]["chunk_tokens"] == 60
     assert manifest["counts"]["articles"] == 5 and manifest["counts"]["files"] == 5
     assert manifest["counts"]["chunks"] == report.chunks_embedded == embedder.embedded
@@ -81,6 +81,31 @@ def test_incremental_runs_touch_only_what_changed(articles_dir: Path, settings: 
     # older generations are cleaned up; the one before the live one stays for readers that read the old manifest
     kept = {removal.manifest["generation"], removal.manifest["previous_generation"]}
     assert {p.name for p in settings.index_dir.glob("gen-*")} == kept and len(kept) == 2
+
+
+def test_manifest_says_how_document_vectors_were_computed(articles_dir: Path, settings: Settings,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    fast = HashEmbedder()
+    fast.precision = "bf16"  # type: ignore[attr-defined]
+    build_index(articles_dir, settings=settings, embedder=fast)
+    assert _manifest(settings)["embedder"]["documents"] == "bf16"
+    assert build_index(articles_dir, settings=settings, embedder=HashEmbedder()).chunks_embedded == 0
+    assert _manifest(settings)["embedder"]["documents"] == "bf16"  # nothing embedded: the vectors are as they were
+
+    changed = sorted(articles_dir.glob("*.txt"))[0]
+    changed.write_text(changed.read_text() + "\n\nThe council confirmed the figure on Tuesday.\n")
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())  # an fp32 machine adds to it
+    assert _manifest(settings)["embedder"] == {"name": "hash-256", "dim": 256, "documents": "bf16+fp32"}
+    assert main(["info", "--index-dir", str(settings.index_dir)]) == 0
+    assert "hash-256 (256 dims, documents: bf16+fp32)" in capsys.readouterr().out
+    build_index(articles_dir, settings=settings, embedder=fast, rebuild=True)
+    assert _manifest(settings)["embedder"]["documents"] == "bf16"
+
+
+def _manifest(settings: Settings) -> dict[str, Any]:
+    return dict(json.loads((settings.index_dir / "manifest.json").read_text()))
 
 
 def test_failed_run_leaves_previous_index_usable(articles_dir: Path, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
+import os
 import re
 import shutil
 import subprocess
@@ -14,13 +15,36 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import NO_ANSWER, Pipeline, Settings, build_index
 from rag import models as rag_models
-from rag.errors import ModelNotFoundError
+from rag.errors import EmbeddingServerError, ModelNotFoundError
 
 from .conftest import DATA, SEED_CORPUS, free_port
+
+
+def test_document_precision_follows_the_cpu_unless_named() -> None:
+    from types import SimpleNamespace
+
+    from rag.embed import document_precision
+    from rag.errors import ConfigError
+
+    def torch_with(amx: bool, avx512_bf16: bool) -> object:
+        return SimpleNamespace(cpu=SimpleNamespace(_is_amx_tile_supported=lambda: amx,
+                                                   _is_avx512_bf16_supported=lambda: avx512_bf16))
+
+    assert document_precision("auto", torch_with(True, False)) == "bf16"
+    assert document_precision("auto", torch_with(False, True)) == "bf16"
+    assert document_precision("auto", torch_with(False, False)) == "fp32"  # bf16 would be emulated: slower
+    assert document_precision("auto", SimpleNamespace()) == "fp32"  # a torch that cannot say
+    assert document_precision("fp32", torch_with(True, True)) == "fp32"
+    assert document_precision("bf16", torch_with(False, False)) == "bf16"
+    with pytest.raises(ConfigError, match="embed_precision='fp16' must be"):
+        document_precision("fp16", torch_with(True, True))
+    with pytest.raises(ConfigError, match="RAG_EMBED_PRECISION|embed_precision='half'"):
+        Settings.from_env({"RAG_EMBED_PRECISION": "half"})
 
 
 def test_assemble_joins_parts_and_checks_sha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +163,7 @@ def _words(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _llama_server(cache_dir: Path) -> Iterator[str]:
+def _llama_server(cache_dir: Path, *options: str) -> Iterator[str]:
     """A real llama.cpp server on loopback with the default model (llama_cpp.server); yields its URL. It writes
     one answer at a time, and without --interrupt_requests False it would cut a stream short for the next."""
     model = rag_models.resolve_llm_path("", cache_dir)
@@ -149,7 +173,7 @@ def _llama_server(cache_dir: Path) -> Iterator[str]:
     serve = ("import runpy, llama_cpp; from rag.generate import _no_weight_repacking\n"
              "with _no_weight_repacking(llama_cpp): runpy.run_module('llama_cpp.server', run_name='__main__')")
     server = subprocess.Popen([sys.executable, "-c", serve, "--model", str(model), "--host", "127.0.0.1",
-                               "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False"],
+                               "--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False", *options],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -179,6 +203,38 @@ def test_openai_compatible_server_backend(seed_pipeline: Pipeline) -> None:
         assert answer.text  # the server applies the grammar, so the same contract holds:
         _check_citations(remote, answer)
         assert answer.refused or all(s.markers for s in answer.sentences)
+
+
+@pytest.mark.models
+def test_indexing_and_questions_through_a_real_embeddings_server(tmp_path: Path) -> None:
+    """RAG_EMBED_URL against llama_cpp.server in embedding mode. No GGUF embedding model ships on PyPI, so the
+    server runs the default chat model, which has no pooling layer: it sends one vector per token, averaged here.
+    Those vectors do not rank by meaning, so this checks the way through, not search quality: every chunk was
+    embedded by the server, and the same text asked through the server is its closest vector. The server sends
+    wrong vectors for texts sent together (llama-cpp-python #2051): the client notices and sends one at a time."""
+    from rag.embed_remote import RemoteEmbedder
+    from rag.indexing import embedding_input
+
+    shutil.copytree(DATA / "articles", tmp_path / "corpus")
+    with _llama_server(Settings().cache_dir, "--embedding", "true") as url:
+        settings = Settings(index_dir=tmp_path / "index", embed_url=url, embed_api_model="qwen-embed",
+                            chunk_tokens=120, chunk_overlap_tokens=0)
+        report = build_index(tmp_path / "corpus", settings=settings)
+        assert report.manifest["embedder"] == {"name": "qwen-embed", "dim": 1536, "documents": "server"}
+        pipeline = Pipeline(settings)
+        assert isinstance(pipeline.embedder, RemoteEmbedder)
+        store = pipeline.store
+        records = store.records(range(1, store.chunk_count + 1)).values()
+        assert len(records) == report.manifest["counts"]["chunks"] >= 5
+        for record in list(records)[::2]:
+            article = store.article(record.chunk.article_id)
+            assert article is not None
+            text = embedding_input(article.title, record.chunk)
+            hits = pipeline.retrieve(text[:1500], mode="dense", top_k=3)  # the question is cleaned up a little
+            closest = max(hits, key=lambda h: h.dense_score or 0.0)
+            assert closest.chunk.id == record.chunk.id and (closest.dense_score or 0) > 0.99
+    with pytest.raises(EmbeddingServerError, match="unset RAG_EMBED_URL"):  # the server is gone: one clear line
+        Pipeline(settings).retrieve("When did the bridge open?")
 
 
 @pytest.mark.models
@@ -232,14 +288,18 @@ def test_the_chat_answers_eight_users_at_once_through_a_model_server(tmp_path: P
 def test_question_embedding_on_one_thread_matches_and_restores_torch(real_embedder) -> None:  # type: ignore[no-untyped-def]
     import torch
 
-    before, question = torch.get_num_threads(), "Which drone maker was blacklisted by the US Treasury?"
-    try:
+    before, question = torch.get_num_threads(), "Which bakery chain was fined by the food safety office?"
+    real_embedder.embed_query(question)
+    onnx_forward = real_embedder._query_forward
+    try:  # the torch path (a model that does not export): torch's thread count is set per question and restored
+        real_embedder._query_forward = real_embedder._eager_forward
         real_embedder.query_threads = 0
         everywhere = real_embedder.embed_query(question)
         real_embedder.query_threads = 1  # as a Pipeline runs it, with BM25 on the other core
         one = real_embedder.embed_query(question)
     finally:
         real_embedder.query_threads = 0
+        real_embedder._query_forward = onnx_forward
     assert torch.get_num_threads() == before
     assert float(one @ everywhere) > 0.9999
     # the direct call of the model's modules gives what sentence-transformers' encode() gives
@@ -248,20 +308,61 @@ def test_question_embedding_on_one_thread_matches_and_restores_torch(real_embedd
 
 
 @pytest.mark.models
-def test_question_path_is_traced_and_falls_back_to_eager(real_embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import torch
+def test_question_path_runs_on_onnxruntime_cached_and_falls_back_to_torch(  # type: ignore[no-untyped-def]
+        real_embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from rag import embed_onnx
+    from rag.embed import SentenceTransformerEmbedder
 
-    questions = ["Who?", "When did the Ever Given block the Suez Canal, and for how many days was it stuck there?"]
+    questions = ["Who?", "When did the night market by the old harbour reopen, and how many stalls came back for "
+                         "its first evening after the floods?"]
     encoded = real_embedder._model.encode(questions, normalize_embeddings=True)
-    real_embedder.embed_query(questions[0])
-    assert real_embedder._query_forward != real_embedder._eager_forward  # MiniLM traces
-    traced = [real_embedder.embed_query(q) for q in questions]
-    try:  # a model TorchScript cannot trace is answered by the eager path, with the same vectors
-        real_embedder._query_forward = None
-        monkeypatch.setattr(torch.jit, "trace", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("untraceable")))
-        eager = [real_embedder.embed_query(q) for q in questions]
-        assert real_embedder._query_forward == real_embedder._eager_forward
-    finally:
-        real_embedder._query_forward = None
-    for got in (traced, eager):
-        assert all(float(v @ e) > 0.9999 for v, e in zip(got, encoded))
+    got = [real_embedder.embed_query(q) for q in questions]
+    assert real_embedder.questions == "onnxruntime"  # MiniLM exports
+    assert all(float(v @ e) > 0.9999 for v, e in zip(got, encoded))
+    cached = list((real_embedder._cache_dir / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and not list((real_embedder._cache_dir / "onnx").glob("*.tmp"))
+
+    def no_export(*args: object) -> None:
+        raise RuntimeError("the exporter cannot handle this model")
+
+    # a second process on the same cache loads the file: no second export
+    monkeypatch.setattr(embed_onnx, "_export", no_export)
+    again = SentenceTransformerEmbedder(cache_dir=real_embedder._cache_dir)
+    assert float(again.embed_query(questions[1]) @ encoded[1]) > 0.9999 and again.questions == "onnxruntime"
+
+    # a model the exporter cannot handle is embedded by torch, with the same vectors, and the log says why
+    with caplog.at_level("WARNING", logger="rag.embed_onnx"):
+        eager = SentenceTransformerEmbedder(cache_dir=tmp_path / "empty-cache")
+        vectors = [eager.embed_query(q) for q in questions]
+    assert eager.questions == "torch" and "cannot handle" in caplog.text
+    assert all(float(v @ e) > 0.9999 for v, e in zip(vectors, encoded))
+
+    # a damaged cache file is exported again: not fatal, and not kept; older exports and dead temporary files go
+    monkeypatch.undo()
+    cached[0].write_bytes(b"not an onnx file")
+    folder = cached[0].parent
+    older = folder / f"{real_embedder.name}-0123456789abcdef.onnx"
+    dead, live = folder / f"{older.name}.a1.tmp", folder / f"{older.name}.b2.tmp"
+    other_model = folder / "another-model-0123456789abcdef.onnx"
+    for path in (older, dead, live, other_model):
+        path.write_bytes(b"x")
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
+    mended = SentenceTransformerEmbedder(cache_dir=real_embedder._cache_dir)
+    assert float(mended.embed_query(questions[1]) @ encoded[1]) > 0.9999 and mended.questions == "onnxruntime"
+    assert cached[0].stat().st_size > 1_000_000
+    assert sorted(p.name for p in folder.iterdir()) == sorted([cached[0].name, live.name, other_model.name])
+
+
+@pytest.mark.models
+def test_documents_in_bf16_match_fp32(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.embed import SentenceTransformerEmbedder
+
+    passages = ["The ferry to the outer islands resumed on Saturday after engineers replaced the ramp.",
+                "Le marché de nuit a rouvert vendredi avec quarante stands.", "Rain. " * 150]
+    fp32 = SentenceTransformerEmbedder(precision="fp32", cache_dir=real_embedder._cache_dir)
+    bf16 = SentenceTransformerEmbedder(precision="bf16", cache_dir=real_embedder._cache_dir)
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    want = fp32.embed_documents(passages)
+    got = bf16.embed_documents(passages)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert (got * want).sum(axis=1).min() > 0.999 and not np.array_equal(got, want)  # near, but computed in bf16
