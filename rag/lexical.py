@@ -125,13 +125,14 @@ def merge_bm25(first: list[tuple[int, float]], second: list[tuple[int, float]],
 
 
 def affordable_terms(terms: list[str], freq: dict[str, int], budget: int) -> list[str]:
-    """The rarest terms whose document frequencies add up to at most budget (at least one term)."""
+    """The rarest terms whose document frequencies add up to at most budget; none when even the rarest is
+    in more chunks than that."""
     if sum(freq.values()) <= budget:
         return terms
     kept: list[str] = []
     total = 0
     for term in sorted(terms, key=lambda t: freq[t]):
-        if kept and total + freq[term] > budget:
+        if total + freq[term] > budget:
             break
         kept.append(term)
         total += freq[term]

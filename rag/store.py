@@ -137,17 +137,19 @@ class Store:
 
         FTS5 scores every chunk that holds any query term, so a common word ("2021", "government") in a big
         index costs tens of milliseconds per 100k chunks holding it. With postings_budget > 0, terms are taken
-        rarest first while the chunks holding them add up to at most the budget (the rarest is always kept);
-        the common words left out weigh little in BM25 anyway, and the dense side still sees the whole question."""
+        rarest first while the chunks holding them add up to at most the budget; the common words left out
+        weigh little in BM25 anyway, and the dense side still sees the whole question. When even the rarest
+        word is in more chunks than the budget, BM25 is skipped: such a word barely ranks (its IDF is low), and
+        scoring it was the slow tail at 1M chunks (bench_retrieval.py --scale)."""
         if allowed is not None and not allowed:
             return []
         cjk = bm25_search_cjk(self.db, question, top_n, allowed) if has_cjk(question) else None
         terms = fts_terms(without_cjk(question) if cjk is not None else question)
         if not terms:
             return cjk or []
-        if postings_budget > 0 and len(terms) > 1 and self._has_term_df:
+        if postings_budget > 0 and self._has_term_df:
             terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
-        found = bm25_search(self.db, terms, top_n, allowed)
+        found = bm25_search(self.db, terms, top_n, allowed) if terms else []
         # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts
         return found if cjk is None else merge_bm25(cjk, found, top_n)
 
@@ -188,10 +190,13 @@ class Store:
 
     @guarded
     def future_rowids(self, as_of: str) -> frozenset[int]:
-        """Chunk rowids of articles published after as_of ("YYYY-MM-DD"); undated articles are never in it."""
+        """Chunk rowids of articles published after as_of ("YYYY-MM-DD"); undated articles are never in it.
+        Dates are ISO text, so "after that day" is a range on the articles_by_date index: as_of + "~" sorts after
+        every time of that day ("2024-03-05T23:59") and before the next day. (substr() in the condition defeated
+        the index: a scan of every article, 57 ms a question at 100k chunks, ~0.6 s at 1M.)"""
         return frozenset(r[0] for r in self.db.execute(
-            "SELECT c.rowid FROM articles a JOIN chunks c ON c.article_id = a.id WHERE substr(a.published, 1, 10) > ?",
-            (as_of,)))
+            "SELECT c.rowid FROM articles a JOIN chunks c ON c.article_id = a.id WHERE a.published > ?",
+            (as_of[:10] + "~",)))
 
     @guarded
     def all_rowids(self) -> list[int]:

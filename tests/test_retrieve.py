@@ -145,6 +145,11 @@ def test_lexical_search_keeps_the_rarest_terms_within_a_budget(indexed: Settings
         assert {r for r, _ in budgeted} == {r for r in texts if "skylight" in texts[r] or "police" in texts[r]}
         assert {r for r, _ in everything} == {r for r in texts if any(w in texts[r] for w in ("town", "police",
                                                                                              "skylight"))}
-        assert len(store.search_lexical("towns", 50, postings_budget=1)) == 4  # a lone term is always kept
+        assert len(store.search_lexical("towns", 50, postings_budget=4)) == 4
+        # when even the rarest word is in more chunks than the budget, BM25 is skipped; the dense side answers
+        assert store.search_lexical("towns", 50, postings_budget=3) == []
+        assert store.search_lexical("towns police", 50, postings_budget=1) == []
+        hits = Pipeline(indexed.replace(lexical_postings_budget=1), embedder=HashEmbedder()).retrieve("towns police")
+        assert hits and all(h.lexical_score is None for h in hits)
     finally:
         store.close()

@@ -128,6 +128,12 @@ def test_articles_published_after_the_as_of_date_are_not_retrieved(dated: Settin
     assert "d_future.txt" not in before and "e_undated.txt" in before  # undated articles stay in
     after = _sources(pipeline, "harbour festival crowds waterfront music", "2024-07-01")
     assert "d_future.txt" in after
+    # an article of the as-of day itself already exists; one of the day after does not
+    assert "d_future.txt" in _sources(pipeline, "harbour festival crowds waterfront music", "2024-06-20")
+    assert "d_future.txt" not in _sources(pipeline, "harbour festival crowds waterfront music", "2024-06-19")
+    future = pipeline.store.future_rowids("2024-06-19")
+    assert future and future == pipeline.store.future_rowids("2024-06-19T08:00:00")  # a time of day changes nothing
+    assert not pipeline.store.future_rowids("2024-06-20")
 
 
 def test_a_present_tense_question_prefers_the_latest_articles(dated: Settings) -> None:
