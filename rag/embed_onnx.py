@@ -109,7 +109,7 @@ def _export(model: Any, preprocess: Callable[[list[str]], Features], target: Pat
     length, written to target through a temporary file in the same folder."""
     import torch
 
-    log.info("exporting the question path of the embedder to ONNX, once: %s", target)
+    log.warning("preparing the embedder's question path for onnxruntime, once for this model (~10 s): %s", target)
     example = preprocess([PROBES[0]])
     keys = [k for k, v in example.items() if isinstance(v, torch.Tensor)]
     fixed = {k: v for k, v in example.items() if k not in keys}
