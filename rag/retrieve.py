@@ -126,7 +126,8 @@ def _candidates(text: str, store: Store, embedder: Embedder, settings: Settings,
     # BM25 runs on another core while the embedder reads the question (SQLite and torch both release the GIL):
     # at 1M chunks ~10 ms of FTS5 then hides behind ~10-14 ms of MiniLM (bench_retrieval.py --scale).
     bm25 = (_side_thread().submit(store.search_lexical, text, settings.lexical_candidates + extra, allowed,
-                                  settings.lexical_postings_budget) if mode != "dense" else None)
+                                  settings.lexical_postings_budget, alone=mode == "lexical")
+            if mode != "dense" else None)
     query_vec = embedder.embed_query(text) if mode != "lexical" else None
     dense = (store.search_dense(query_vec, settings.dense_candidates + extra, allowed)
              if query_vec is not None else [])

@@ -132,7 +132,7 @@ class Store:
 
     @guarded
     def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None,
-                       postings_budget: int = 0) -> list[tuple[int, float]]:
+                       postings_budget: int = 0, *, alone: bool = False) -> list[tuple[int, float]]:
         """(chunk rowid, BM25 score, higher is better) from the FTS5 table.
 
         FTS5 scores every chunk that holds any query term, so a common word ("2021", "government") in a big
@@ -140,7 +140,8 @@ class Store:
         rarest first while the chunks holding them add up to at most the budget; the common words left out
         weigh little in BM25 anyway, and the dense side still sees the whole question. When even the rarest
         word is in more chunks than the budget, BM25 is skipped: such a word barely ranks (its IDF is low), and
-        scoring it was the slow tail at 1M chunks (bench_retrieval.py --scale)."""
+        scoring it was the slow tail at 1M chunks (bench_retrieval.py --scale). With alone (lexical-only search:
+        no dense side to answer instead), the rarest word is scored whatever it costs."""
         if allowed is not None and not allowed:
             return []
         cjk = bm25_search_cjk(self.db, question, top_n, allowed) if has_cjk(question) else None
@@ -148,7 +149,9 @@ class Store:
         if not terms:
             return cjk or []
         if postings_budget > 0 and self._has_term_df:
-            terms = affordable_terms(terms, self.term_frequencies(terms), postings_budget)
+            freq = self.term_frequencies(terms)
+            terms = affordable_terms(terms, freq, postings_budget) or (
+                sorted(terms, key=lambda t: freq[t])[:1] if alone else [])
         found = bm25_search(self.db, terms, top_n, allowed) if terms else []
         # Chinese or Japanese: its CJK by trigrams in chunks_fts_cjk, its names and numbers in chunks_fts
         return found if cjk is None else merge_bm25(cjk, found, top_n)

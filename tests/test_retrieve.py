@@ -149,7 +149,12 @@ def test_lexical_search_keeps_the_rarest_terms_within_a_budget(indexed: Settings
         # when even the rarest word is in more chunks than the budget, BM25 is skipped; the dense side answers
         assert store.search_lexical("towns", 50, postings_budget=3) == []
         assert store.search_lexical("towns police", 50, postings_budget=1) == []
-        hits = Pipeline(indexed.replace(lexical_postings_budget=1), embedder=HashEmbedder()).retrieve("towns police")
+        pipeline = Pipeline(indexed.replace(lexical_postings_budget=1), embedder=HashEmbedder())
+        hits = pipeline.retrieve("towns police")
         assert hits and all(h.lexical_score is None for h in hits)
+        # a lexical-only search has no dense side to fall back on: it still scores the rarest word
+        assert len(store.search_lexical("towns police", 50, postings_budget=1, alone=True)) == 2
+        alone = pipeline.retrieve("towns police", mode="lexical")
+        assert alone and all(h.lexical_score for h in alone)
     finally:
         store.close()
