@@ -5,10 +5,11 @@ MiniLM takes ~10.7 ms on one core (p50, tokenizing included); the same graph exp
 onnxruntime takes ~5.1 ms, with the same vectors (cosine 1.0000). This replaced a TorchScript trace (~6.9 ms;
 TorchScript is deprecated).
 
-The export runs once per model and machine, from the weights on disk (no model hub): torch.export's ONNX exporter
-writes `<cache_dir>/onnx/<model>-<fingerprint>.onnx` (~10 s for MiniLM), atomically, so two processes exporting at
-once cannot leave half a file. Every load is checked against the eager model on probe questions of other lengths;
-a model that does not export, a missing onnxruntime, or any disagreement leaves the caller on its eager path.
+The export runs once per model folder and machine, from the weights on disk (no model hub): torch.export's ONNX
+exporter writes `<cache_dir>/onnx/<model>-<folder>-<fingerprint>.onnx` (~10 s for MiniLM), atomically, so two
+processes exporting at once cannot leave half a file. Every load is checked against the eager model on probe
+questions of other lengths; a model that does not export, a missing onnxruntime, or any disagreement leaves the
+caller on its eager path.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def onnx_query_forward(model: Any, model_dir: Path, name: str, cache_dir: Path, 
         log.info("onnxruntime is not installed: questions are embedded by torch (pip install -e '.[models]')")
         return None
     try:
-        target = Path(cache_dir) / "onnx" / f"{_safe(name)}-{fingerprint(model_dir)}.onnx"
+        place = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:8]  # which install's model
+        target = Path(cache_dir) / "onnx" / f"{_safe(name)}-{place}-{fingerprint(model_dir)}.onnx"
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -141,8 +143,9 @@ def _export(model: Any, preprocess: Callable[[list[str]], Features], target: Pat
 
 
 def _remove_stale(target: Path) -> None:
-    """Exports of this model for other weights or versions (~90 MB each), and temporary files of exports killed
-    over an hour ago: a loaded session keeps its own copy, so a running process loses nothing."""
+    """Exports of this model folder for other weights or versions (~90 MB each), and temporary files of exports
+    killed over an hour ago: a loaded session keeps its own copy, so a running process loses nothing. Another
+    install's export (another folder, e.g. a second virtualenv sharing the cache) is its own and stays."""
     ours = re.compile(re.escape(target.name.rsplit("-", 1)[0]) + r"-[0-9a-f]{16}\.onnx(\..+\.tmp)?")
     for path in target.parent.iterdir():
         if path == target or not ours.fullmatch(path.name):

@@ -341,16 +341,19 @@ def test_question_path_runs_on_onnxruntime_cached_and_falls_back_to_torch(  # ty
     monkeypatch.undo()
     cached[0].write_bytes(b"not an onnx file")
     folder = cached[0].parent
-    older = folder / f"{real_embedder.name}-0123456789abcdef.onnx"
+    this_install = cached[0].name.rsplit("-", 1)[0]  # the model's name and its folder's
+    older = folder / f"{this_install}-0123456789abcdef.onnx"
     dead, live = folder / f"{older.name}.a1.tmp", folder / f"{older.name}.b2.tmp"
-    other_model = folder / "another-model-0123456789abcdef.onnx"
-    for path in (older, dead, live, other_model):
+    other_model = folder / "another-model-12345678-0123456789abcdef.onnx"
+    other_install = folder / f"{real_embedder.name}-00000000-0123456789abcdef.onnx"  # a second virtualenv's
+    for path in (older, dead, live, other_model, other_install):
         path.write_bytes(b"x")
     os.utime(dead, (time.time() - 7200, time.time() - 7200))
     mended = SentenceTransformerEmbedder(cache_dir=real_embedder._cache_dir)
     assert float(mended.embed_query(questions[1]) @ encoded[1]) > 0.9999 and mended.questions == "onnxruntime"
     assert cached[0].stat().st_size > 1_000_000
-    assert sorted(p.name for p in folder.iterdir()) == sorted([cached[0].name, live.name, other_model.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([cached[0].name, live.name, other_model.name,
+                                                                other_install.name])
 
 
 @pytest.mark.models
