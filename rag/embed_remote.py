@@ -41,7 +41,7 @@ class RemoteEmbedder:
         """Learn the dimension, and whether the server keeps texts sent together apart: llama-cpp-python's server
         with a model without pooling sends wrong vectors for a batch (llama-cpp-python issue #2051; measured:
         cosine 0.001 between a text's vector in a batch and alone). Such a server gets one text at a time."""
-        probes = ["The harbour reopened on Monday after the storm.", "Parliament passed the budget in March."]
+        probes = ["The harbour reopened after the storm.", "Parliament passed the budget in March."]
         together = self._post(probes)
         self.dim = int(together.shape[1])
         if batch_size > 1 and min(float(together[i] @ self._post([p])[0]) for i, p in enumerate(probes)) < 0.999:
