@@ -3,13 +3,18 @@
 Part 1, vector search (for each --sizes N):
   * N random unit vectors of dimension 384 (float32, seeded), clustered like real embeddings: drawn around
     --centres (2000) random centres of uneven popularity with Gaussian noise, then L2-normalised;
-  * two indexes, as the app builds them (rag/faiss_index.py): exact `IndexIDMap2(IndexFlatIP(384))`, and
-    `IndexIVFFlat` (inner product) with nlist = int(4*sqrt(N)) capped like the app at N // 39 (so k-means has
-    >= 39 points per list; the cap only bites below ~24k vectors) unless --nlist gives a number, trained on
-    a sample of min(N, nlist*40) vectors; the build time of each (IVF: train + add) is printed;
+  * the indexes the app builds (rag/faiss_index.py): exact `IndexIDMap2(IndexFlatIP(384))`, and IVF (inner
+    product) for each --codecs (flat: `IndexIVFFlat`; sq8: `IndexIVFScalarQuantizer`, 8-bit codes, the app's
+    default) with nlist = int(4*sqrt(N)) capped like the app at N // 39 (so k-means has >= 39 points per list;
+    the cap only bites below ~24k vectors) unless --nlist gives a number, trained on a sample of
+    min(N, nlist*40) vectors; the build time of each (IVF: train + add) and its size serialised are printed;
   * Q queries (--queries, 200) = dataset vectors perturbed with noise and re-normalised, searched ONE AT A
     TIME (as the app does) for the top --k (10): p50/p95 latency in ms for flat and for IVF at each
     --nprobe, and recall@k of IVF against the exact flat results.
+Real vectors (--real-vectors INDEX,... --real-questions QA.jsonl,...): the exact MiniLM vectors of indexes built
+  by `rag index` (e.g. rtqa_dev and rgb_en), with the eval files' questions embedded as the queries, and
+  --real-sizes replicating them with noise (--real-noise 0.025 a dimension: a copy at cosine ~0.9 to its
+  original, like near-duplicate reports): recall@k of each IVF codec against exact search, as in part 1.
 Part 2, hybrid retrieval on a real index: --hybrid-articles (2000) synthetic articles (bench/synth.py,
   ~6 chunks each with the fake embedder) indexed with `build_index` and tests.fakes.HashEmbedder, then
   `Pipeline(settings, embedder=HashEmbedder()).retrieve(question)` timed for --hybrid-questions (100)
@@ -22,7 +27,10 @@ Part 3, end-to-end hybrid retrieval at size (--scale 10000,100000,1000000): an i
   --repeat times over 100 questions for hybrid, hybrid as it was before BM25 was skipped for questions whose
   rarest word is over the postings budget ("before"), dense and lexical, with the question embedded by the real
   MiniLM (--query-embedder minilm, the default; `hash` leaves the model out), and its parts on their own
-  (FTS5 BM25 with and without the postings budget, FAISS, the query embedding).
+  (FTS5 BM25 with and without the postings budget, FAISS, the query embedding). Then what re-indexing one
+  changed article costs the store (Builder: delete it, add it back, commit; median of 3, with its steps), and
+  the resident memory of a fresh process serving the index as `rag chat` does (real MiniLM only), and its size
+  on disk.
 A compact table of everything is printed at the end.
 
 Recall depends heavily on how the synthetic vectors are spread (--centres, --noise, --query-noise): with the
@@ -36,12 +44,14 @@ How to run (from the repository root, with the project's virtualenv):
     .venv/bin/python bench/bench_retrieval.py --sizes 100000 --nprobe 4,8,16,32,64
     .venv/bin/python bench/bench_retrieval.py --sizes 10000 --queries 20 --hybrid-articles 100   # smoke test
     .venv/bin/python bench/bench_retrieval.py --sizes "" --hybrid-articles 0 --scale 10000,100000,1000000
+    .venv/bin/python bench/bench_retrieval.py --sizes "" --hybrid-articles 0 --real-vectors IDX1,IDX2 \
+        --real-questions QA1.jsonl,QA2.jsonl --real-sizes 10437,200000,1000000
 Other options: --nlist auto|N, --k 10, --centres 2000, --noise 0.05 (per-dimension spread around a centre),
 --query-noise 0.035, --threads T (calls faiss.omp_set_num_threads(T); by default faiss's own default is
 left alone), --hybrid-articles 0 (skip part 2), --seed S, --tmp DIR.
 Memory: the largest size dominates; at 1M the vectors (1.5 GB) are held twice at a time (data + flat, then
-data + IVF; the flat index is freed before the IVF is built), about 3.5 GB at peak. Building the IVF at 1M
-(k-means over 160k vectors into 4000 lists) takes minutes.
+data + IVF; the flat index is freed before the IVF is built), about 3.5 GB at peak (7 GB with --real-sizes
+1M). Building the IVF at 1M (k-means over 160k vectors into 4000 lists) takes about a minute.
 
 Run it alone on a quiet machine (the reference box has 2 cores): anything else running skews the latencies
 and the build times.
@@ -55,6 +65,7 @@ import gc
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,34 +177,111 @@ def bench_size(n: int, args: argparse.Namespace, nprobes: list[int], rows: list[
         f"2nd {float(scores[:, min(1, args.k - 1)].mean()):.2f}, "
         f"{args.k}th {float(scores[:, -1].mean()):.2f}")
     rows.append({"n": n, "index": "flat", "nlist": "", "nprobe": "", "build": flat_build,
-                 "p50": p50, "p95": p95, "recall": 1.0})
+                 "p50": p50, "p95": p95, "recall": 1.0, "mib": n * DIM * 4 / 2**20})
     del flat
     gc.collect()
 
+    for codec in args.codecs:
+        bench_ivf(n, data, ids, queries, truth, args, nprobes, rows, codec)
+    say(f"peak RSS so far: {peak_rss_mib():,.0f} MiB")
+    del data, queries, sources, ids
+    gc.collect()
+
+
+def bench_ivf(n: int, data: np.ndarray, ids: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+              args: argparse.Namespace, nprobes: list[int], rows: list[dict], codec: str, tag: str = "") -> None:
+    """The IVF index the app builds (rag/faiss_index.build, lists coded by `codec`): build time, its size
+    serialised, and at each nprobe the single-query latency and recall@k against the exact `truth`."""
+    from rag import faiss_index
+
     nlist = auto_nlist(n) if args.nlist == "auto" else int(args.nlist)
-    sample_n = min(n, nlist * 40)
     started = time.perf_counter()
-    quantizer = faiss.IndexFlatIP(DIM)
-    ivf = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = data[rng.choice(n, sample_n, replace=False)]
-    ivf.train(sample)
-    train_s = time.perf_counter() - started
-    del sample
-    ivf.add_with_ids(data, ids)
-    ivf_build = time.perf_counter() - started
-    say(f"ivf: nlist {nlist}, trained on {sample_n:,}; build {ivf_build:.2f} s "
-        f"(train {train_s:.2f} s + add {ivf_build - train_s:.2f} s)")
+    ivf, _ = faiss_index.build(ids, data, DIM, n, 0, nprobes[0], codec, nlist=nlist)
+    build_s = time.perf_counter() - started
+    with tempfile.NamedTemporaryFile(dir=args.tmp) as f:  # (serialize_index would hold a second copy in memory)
+        faiss.write_index(ivf, f.name)
+        size_mib = os.path.getsize(f.name) / 2**20
+    name = f"{tag}ivf-{codec}"
+    say(f"{name}: nlist {nlist}, build {build_s:.2f} s (train on {min(n, nlist * 40):,} + add), "
+        f"{size_mib:,.0f} MiB serialised")
     for nprobe in nprobes:
-        ivf.nprobe = nprobe
+        faiss.extract_index_ivf(ivf).nprobe = nprobe
         lat, _, got = time_queries(ivf, queries, args.k)
         p50, p95 = pct(lat)
         r = recall(truth, got)
-        say(f"ivf nprobe {nprobe}: search p50 {p50:.3f} ms, p95 {p95:.3f} ms; recall@{args.k} {r:.3f}")
-        rows.append({"n": n, "index": "ivf", "nlist": nlist, "nprobe": nprobe, "build": ivf_build,
-                     "p50": p50, "p95": p95, "recall": r})
-    say(f"peak RSS so far: {peak_rss_mib():,.0f} MiB")
-    del ivf, quantizer, data, queries, sources, ids
+        say(f"{name} nprobe {nprobe}: search p50 {p50:.3f} ms, p95 {p95:.3f} ms; recall@{args.k} {r:.3f}")
+        rows.append({"n": n, "index": name, "nlist": nlist, "nprobe": nprobe, "build": build_s,
+                     "p50": p50, "p95": p95, "recall": r, "mib": size_mib})
+    del ivf
     gc.collect()
+
+
+def real_vectors(index_dirs: list[Path]) -> np.ndarray:
+    """The exact float vectors of real indexes (their live generations' SQLite), as built by `rag index` with
+    MiniLM (the model real_questions embeds the questions with)."""
+    import sqlite3
+
+    from rag.embed import DEFAULT_EMBED_NAME
+    from rag.manifest import SQLITE, read_manifest
+
+    parts = []
+    for index_dir in index_dirs:
+        manifest = read_manifest(index_dir)
+        if manifest["embedder"]["name"] != DEFAULT_EMBED_NAME:
+            raise SystemExit(f"{index_dir} was built with {manifest['embedder']['name']}; --real-vectors needs "
+                             f"{DEFAULT_EMBED_NAME} (RAG_EMBED_MODEL=minilm rag index ...)")
+        db = sqlite3.connect(f"file:{index_dir / manifest['generation'] / SQLITE}?mode=ro", uri=True)
+        blobs = [r[0] for r in db.execute("SELECT vector FROM chunks ORDER BY rowid")]
+        db.close()
+        parts.append(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, DIM))
+        say(f"  {len(blobs):,} vectors from {index_dir}")
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def real_questions(paths: list[Path]) -> np.ndarray:
+    """The questions of eval files (jsonl rows with "question"), embedded by the real MiniLM question path."""
+    from rag.api import load_embedder
+    from rag.config import Settings
+
+    questions = [json.loads(line)["question"] for path in paths
+                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    embedder = load_embedder(Settings(embed_model="minilm"))
+    return np.ascontiguousarray(np.stack([embedder.embed_query(q) for q in questions]), dtype=np.float32)
+
+
+def replicated(base: np.ndarray, n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """n vectors: the real ones, then copies of them with Gaussian noise, re-normalised (noise 0.025 a
+    dimension puts a copy at cosine ~0.9 to its original: near-duplicate reports, the hard case for codes)."""
+    out = np.empty((n, DIM), dtype=np.float32)
+    out[: min(n, len(base))] = base[:n]
+    for lo in range(len(base), n, len(base)):
+        hi = min(n, lo + len(base))
+        x = base[: hi - lo] + noise * rng.standard_normal((hi - lo, DIM), dtype=np.float32)
+        out[lo:hi] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def bench_real(args: argparse.Namespace, nprobes: list[int], rows: list[dict]) -> None:
+    """Recall of the app's IVF indexes against exact search on real MiniLM vectors of real news text, with
+    real questions as queries, at the real size and replicated (--real-sizes)."""
+    say("\n== real vectors (--real-vectors), real questions (--real-questions) ==")
+    base = real_vectors([Path(p) for p in args.real_vectors.split(",")])
+    queries = real_questions([Path(p) for p in args.real_questions.split(",")])
+    say(f"{len(base):,} real vectors, {len(queries)} questions")
+    sizes = [int(s.replace("_", "")) for s in args.real_sizes.split(",") if s.strip()] or [len(base)]
+    for n in sizes:
+        data = replicated(base, n, args.real_noise, np.random.default_rng(args.seed + n))
+        ids = np.arange(n, dtype=np.int64)
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(data)
+        scores, truth = flat.search(queries, args.k)
+        del flat
+        say(f"\n-- {n:,} vectors ({len(base):,} real, the rest noisy copies); exact neighbours' mean cosine: "
+            f"1st {float(scores[:, 0].mean()):.2f}, {args.k}th {float(scores[:, -1].mean()):.2f}")
+        for codec in args.codecs:
+            bench_ivf(n, data, ids, queries, truth, args, nprobes, rows, codec, tag="real ")
+        del data
+        gc.collect()
 
 
 def bench_hybrid(args: argparse.Namespace) -> list[dict]:
@@ -256,7 +344,7 @@ def build_synthetic_index(index_dir: Path, chunks: int, seed: int,
     started = time.perf_counter()
     builder = Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
                       chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
-                      nprobe=settings.ivf_nprobe, rebuild=True)
+                      nprobe=settings.ivf_nprobe, rebuild=True, ivf_codec=settings.ivf_codec)
     written, i, sample_texts = 0, 0, []
     try:
         while written < chunks:
@@ -381,19 +469,121 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
                     say(f"  of which {label}: p50 {p50:.2f} ms, p95 {p95:.2f} ms")
             finally:
                 pipeline.close()
+            updates = [time_one_update(index_dir, doc_embedder) for _ in range(3)]
+            say("  re-index of 1 changed article (Builder: delete it, add it again, commit), median of 3: "
+                f"{float(np.median([u['total'] for u in updates])):.2f} s; steps of the median run: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(updates, key=lambda u: u['total'])[1].items()))
+            if args.query_embedder != "minilm":  # a fresh process loads the embedder the index names
+                continue
+            (Path(tmp) / "questions.json").write_text(json.dumps(questions))
+            codecs = [manifest["faiss"].get("codec", "flat")]
+            if manifest["faiss"]["type"] == "ivf":  # the same index with the other codec, in the same run
+                codecs.append("flat" if codecs[0] == "sq8" else "sq8")
+            for i, codec in enumerate(codecs):
+                if i:
+                    started = time.perf_counter()
+                    recode(index_dir, doc_embedder, codec)
+                    say(f"  re-coded with ivf_codec={codec} in {time.perf_counter() - started:.0f} s")
+                served = subprocess.run([sys.executable, __file__, "--serve", str(index_dir)], check=True,
+                                        capture_output=True, text=True).stdout.strip()
+                live = index_dir / json.loads((index_dir / "manifest.json").read_text())["generation"]
+                gen_gib = sum(f.stat().st_size for f in live.iterdir()) / 2**30
+                folder_gib = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**30
+                say(f"  a fresh process serving it ({manifest['faiss']['type']}"
+                    f"{'-' + codec if manifest['faiss']['type'] == 'ivf' else ''}; the chat's Pipeline, real MiniLM "
+                    f"questions): {served}; on disk {gen_gib:.2f} GiB a generation, {folder_gib:.2f} GiB the folder "
+                    "(with the previous generation, kept for readers)")
     return rows
+
+
+def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
+    """What an indexing run that changed one article costs the store, past reading and embedding it: one
+    article deleted and added again (same chunks and vectors) through rag.builder.Builder, then committed.
+    Seconds, in all and between the builder's steps (its fault points)."""
+    from rag import builder as rag_builder
+    from rag.config import Settings
+    from rag.indexing import chunking_settings
+    from rag.manifest import SQLITE, read_manifest
+    from rag.store import connect
+    from rag.types import Article, Chunk
+
+    settings = Settings()
+    live = index_dir / read_manifest(index_dir)["generation"] / SQLITE
+    db = connect(live, readonly=True)
+    (article_id,) = db.execute("SELECT id FROM articles ORDER BY random() LIMIT 1").fetchone()
+    row = db.execute("SELECT id, title, text, source, published, language, url, sha256 FROM articles WHERE id = ?",
+                     (article_id,)).fetchone()
+    parts = db.execute('SELECT id, article_id, text, start, "end", vector FROM chunks WHERE article_id = ? '
+                       "ORDER BY rowid", (article_id,)).fetchall()
+    path = db.execute("SELECT path, size, mtime_ns FROM files WHERE article_ids LIKE ?",
+                      (f'%"{article_id}"%',)).fetchone()
+    db.close()
+    article = Article(id=row[0], title=row[1], text=row[2], source=row[3], published=row[4], language=row[5],
+                      url=row[6], sha256=row[7])
+    chunks = [Chunk(p[0], p[1], p[2], p[3], p[4]) for p in parts]
+    vectors = np.frombuffer(b"".join(p[5] for p in parts), dtype=np.float32).reshape(len(parts), -1)
+    marks: list[tuple[str, float]] = [("start", time.perf_counter())]
+    real_fault_point = rag_builder.fault_point
+    rag_builder.fault_point = lambda step: marks.append((step, time.perf_counter()))  # type: ignore[assignment]
+    try:
+        builder = rag_builder.Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
+                                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
+                                      nprobe=settings.ivf_nprobe, ivf_codec=settings.ivf_codec)
+        builder.remove_article(article.id)
+        builder.add_article(article, chunks, vectors)
+        if path:
+            builder.set_file(path[0], path[1], path[2], [article.id])
+        marks.append(("changed", time.perf_counter()))
+        builder.commit()
+        marks.append(("done", time.perf_counter()))
+    finally:
+        rag_builder.fault_point = real_fault_point  # type: ignore[assignment]
+    steps: dict[str, float] = {}
+    for (_, before), (step, t) in zip(marks, marks[1:]):  # a step met twice (a second old generation) adds up
+        steps[f"to {step}"] = steps.get(f"to {step}", 0.0) + t - before
+    return {"total": marks[-1][1] - marks[0][1], **steps}
+
+
+def recode(index_dir: Path, embedder: Embedder, codec: str) -> None:
+    """The index's IVF rebuilt with another codec, through a Builder run that changes nothing else."""
+    from rag.builder import Builder
+    from rag.config import Settings
+    from rag.indexing import chunking_settings
+
+    settings = Settings()
+    Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim, chunking=chunking_settings(settings),
+            ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, ivf_codec=codec).commit()
+
+
+def serve(index_dir: Path) -> int:
+    """A fresh process that opens the index as `rag chat` does and retrieves the questions saved beside it three
+    times over; prints its resident memory then (VmRSS) and at its peak (VmHWM)."""
+    from rag.api import Pipeline
+    from rag.config import Settings
+
+    questions = json.loads((index_dir.parent / "questions.json").read_text())
+    pipeline = Pipeline(Settings(index_dir=index_dir))
+    for _ in range(3):
+        for q in questions:
+            pipeline.retrieve(q)
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    mib = {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
+    print(f"RSS {mib['VmRSS']:,.0f} MiB after {3 * len(questions)} questions, peak {mib['VmHWM']:,.0f} MiB")
+    pipeline.close()
+    return 0
 
 
 def print_table(rows: list[dict], k: int) -> None:
     say("\nsummary (latency per single query; build = seconds to build that index)")
     header = (f"{'N':>10}  {'index':<16} {'nlist':>6} {'nprobe':>6} {'build s':>8} {'p50 ms':>8} "
-              f"{'p95 ms':>8} {f'recall@{k}':>9}")
+              f"{'p95 ms':>8} {f'recall@{k}':>9} {'MiB':>6}")
     say(header)
     say("-" * len(header))
     for r in rows:
         rec = "" if r["recall"] is None else f"{r['recall']:.3f}"
+        mib = f"{r['mib']:.0f}" if r.get("mib") else ""
         say(f"{r['n']:>10,}  {r['index']:<16} {r['nlist']!s:>6} {r['nprobe']!s:>6} {r['build']:>8.2f} "
-            f"{r['p50']:>8.3f} {r['p95']:>8.3f} {rec:>9}")
+            f"{r['p50']:>8.3f} {r['p95']:>8.3f} {rec:>9} {mib:>6}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -422,9 +612,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="passes over the questions at each --scale size (3)")
     parser.add_argument("--query-embedder", choices=("hash", "minilm"), default="minilm",
                         help="--scale: embed questions with the real MiniLM (default) or the hashing fake")
+    parser.add_argument("--codecs", default="flat,sq8", help="IVF list codecs to measure (flat,sq8)")
+    parser.add_argument("--real-vectors", default="",
+                        help="index folders built by `rag index`, comma-separated: recall on their real vectors")
+    parser.add_argument("--real-questions", default="",
+                        help="--real-vectors: jsonl files whose \"question\" fields are the queries")
+    parser.add_argument("--real-sizes", default="",
+                        help="--real-vectors: vector counts, the real ones replicated with noise (default: as is)")
+    parser.add_argument("--real-noise", type=float, default=0.025,
+                        help="--real-sizes: per-dimension noise of a copy (0.025: cosine ~0.9 to its original)")
+    parser.add_argument("--serve", default="", help=argparse.SUPPRESS)  # bench_hybrid_scale's child process
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--tmp", default=None, help="parent folder for the hybrid part's temporary index")
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(Path(args.serve))
+    args.codecs = [c for c in args.codecs.split(",") if c]
+    if bool(args.real_vectors) != bool(args.real_questions):
+        parser.error("--real-vectors and --real-questions go together")
     try:
         sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
         nprobes = [int(s) for s in args.nprobe.split(",") if s.strip()]
@@ -443,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     for n in sizes:
         bench_size(n, args, nprobes, rows)
+    if args.real_vectors:
+        bench_real(args, nprobes, rows)
     if args.hybrid_articles > 0:
         rows += bench_hybrid(args)
     if args.scale:

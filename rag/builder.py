@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from . import faiss_index
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text
+from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text, track_changes, update_terms
 from .manifest import (
     FORMAT_VERSION,
     GENERATION,
@@ -55,11 +55,15 @@ CREATE TABLE IF NOT EXISTS term_df(term TEXT PRIMARY KEY, df INTEGER) WITHOUT RO
 """
 
 
+VACUUM_FREE_SHARE = 0.25  # free pages, as a share of the file, above which a build compacts it
+
+
 class Builder:
     """Applies one indexing run's changes to a copy of the live generation, then swaps it in."""
 
     def __init__(self, index_dir: Path | str, *, embedder_name: str, embedder_dim: int,
-                 chunking: dict[str, Any], ann_threshold: int, nprobe: int, rebuild: bool = False) -> None:
+                 chunking: dict[str, Any], ann_threshold: int, nprobe: int, ivf_codec: str, rebuild: bool = False,
+                 keep_codec: bool = False) -> None:
         self.index_dir = Path(index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         # held by this object, not its thread (thread_local=False): a build may finish on another thread
@@ -69,16 +73,17 @@ class Builder:
         except Timeout:
             raise IndexBusyError(f"another process is writing {self.index_dir}; wait for it to finish") from None
         try:
-            self._start(embedder_name, embedder_dim, chunking, ann_threshold, nprobe, rebuild)
+            self._start(embedder_name, embedder_dim, chunking, ann_threshold, nprobe, rebuild, ivf_codec, keep_codec)
         except BaseException:
             self.close()
             raise
 
     def _start(self, embedder_name: str, embedder_dim: int, chunking: dict[str, Any], ann_threshold: int,
-               nprobe: int, rebuild: bool) -> None:
+               nprobe: int, rebuild: bool, ivf_codec: str, keep_codec: bool) -> None:
+        faiss_index.check_codec(ivf_codec)  # before any work, not at the commit
         self.embedder: dict[str, Any] = {"name": embedder_name, "dim": embedder_dim}
         self.chunking = chunking
-        self.ann_threshold, self.nprobe = ann_threshold, nprobe
+        self.ann_threshold, self.nprobe, self.ivf_codec = ann_threshold, nprobe, ivf_codec
         previous = None
         if (self.index_dir / MANIFEST).exists() and not rebuild:
             previous = read_manifest(self.index_dir)
@@ -89,6 +94,8 @@ class Builder:
                     "Rebuild with --rebuild, or restore the chunk settings."
                 )
         self.previous = previous
+        if keep_codec and previous and previous.get("faiss", {}).get("type") == "ivf":
+            self.ivf_codec = faiss_index.ivf_codec(previous["faiss"])
         if previous and previous.get("embedder", {}).get("documents"):  # how the kept vectors were computed
             self.embedder["documents"] = previous["embedder"]["documents"]
         # the generation readers may be opening now; kept (even by --rebuild) until the build after this one
@@ -111,7 +118,13 @@ class Builder:
             shutil.copyfile(self.db_path, self.tmp_dir / SQLITE)
         fault_point("copied")
         self.db = connect(self.tmp_dir / SQLITE, readonly=False)
+        self.db.execute("PRAGMA secure_delete=ON")  # a removed article's text leaves the file, VACUUM or not
         self.db.executescript(SCHEMA)
+        # term_df follows the changed chunks alone when the previous generation has it (lexical.update_terms)
+        self.incremental_terms = previous is not None and bool(self.db.execute("SELECT 1 FROM term_df LIMIT 1")
+                                                               .fetchone())
+        if self.incremental_terms:
+            track_changes(self.db)
         self.removed_rowids: list[int] = []
         self.added: list[tuple[int, np.ndarray]] = []
 
@@ -151,6 +164,9 @@ class Builder:
             rowid = int(cur.lastrowid or 0)
             self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
                             (rowid, fts_text(article.title), fts_text(chunk.text)))
+            if self.incremental_terms:
+                self.db.execute("INSERT INTO temp.added_fts(title, body) VALUES (?, ?)",
+                                (fts_text(article.title), fts_text(chunk.text)))
             if has_cjk(article.title) or has_cjk(chunk.text):  # Chinese/Japanese: BM25 by trigrams too (lexical.py)
                 self.db.execute(f"INSERT INTO {TRIGRAM_TABLE}(rowid, title, body) VALUES (?, ?, ?)",
                                 (rowid, article.title, chunk.text))
@@ -188,11 +204,17 @@ class Builder:
 
     def _delete_article(self, article_id: str) -> int:
         rows = [r[0] for r in self.db.execute("SELECT rowid FROM chunks WHERE article_id = ?", (article_id,))]
+        if self.incremental_terms:
+            self.db.executemany("INSERT INTO temp.removed_fts(title, body) SELECT title, body FROM chunks_fts "
+                                "WHERE rowid = ?", [(r,) for r in rows])
         self.db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rows])
         self.db.executemany(f"DELETE FROM {TRIGRAM_TABLE} WHERE rowid = ?", [(r,) for r in rows])
         self.db.execute("DELETE FROM chunks WHERE article_id = ?", (article_id,))
         self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
         self.removed_rowids.extend(rows)
+        if self.added and rows:  # added earlier in this build: never reaches FAISS
+            gone = set(rows)
+            self.added = [(rowid, vec) for rowid, vec in self.added if rowid not in gone]
         return len(rows)
 
     @guarded
@@ -213,7 +235,7 @@ class Builder:
             "chunks": self.db.execute("SELECT count(*) FROM chunks").fetchone()[0],
             "files": self.db.execute("SELECT count(*) FROM files").fetchone()[0],
         }
-        self.db.execute("VACUUM") if self.removed_rowids else None
+        self._compact_if_worth_it()
         self.db.close()
         faiss_info = self._write_vectors(counts["chunks"])
         fault_point("vectors-written")
@@ -240,11 +262,20 @@ class Builder:
         return manifest
 
     def _count_terms(self) -> None:
-        """Refresh term_df, unless nothing changed and it is already there (lexical.count_terms: ~3 s at 1M)."""
-        unchanged = not self.added and not self.removed_rowids and self.previous is not None
-        if unchanged and self.db.execute("SELECT 1 FROM term_df LIMIT 1").fetchone():
-            return
-        count_terms(self.db)
+        """Bring term_df up to date: from the changed chunks alone when the previous generation's term_df is there
+        (lexical.update_terms), else by walking the whole index (count_terms: ~3 s at 1M chunks)."""
+        if self.incremental_terms:
+            update_terms(self.db)
+        else:
+            count_terms(self.db)
+
+    def _compact_if_worth_it(self) -> None:
+        """Give deleted articles' pages back to the file system only once they are a quarter of the file. VACUUM
+        rewrites the whole file (3.5 s at 100k chunks), so an update that replaced a few articles leaves their
+        pages free for the next inserts instead."""
+        free, pages = (self.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("freelist_count", "page_count"))
+        if free > VACUUM_FREE_SHARE * pages:
+            self.db.execute("VACUUM")
 
     def abort(self) -> None:
         try:
@@ -260,14 +291,14 @@ class Builder:
     def _write_vectors(self, total: int) -> dict[str, Any]:
         dim = int(self.embedder["dim"])
         old_info = (self.previous or {}).get("faiss", {})
-        if self.previous is not None and faiss_index.reusable(old_info, total, self.ann_threshold):
+        if self.previous is not None and faiss_index.reusable(old_info, total, self.ann_threshold, self.ivf_codec):
             index = faiss_index.read_vectors(self.index_dir, self.index_dir / self.previous["generation"] / VECTORS,
                                              self.previous)
             faiss_index.update(index, self.removed_rowids, self.added)
             info = dict(old_info)
         else:
             ids, vecs = self._all_vectors(dim)
-            index, info = faiss_index.build(ids, vecs, dim, total, self.ann_threshold, self.nprobe)
+            index, info = faiss_index.build(ids, vecs, dim, total, self.ann_threshold, self.nprobe, self.ivf_codec)
         faiss_index.write(index, self.tmp_dir / VECTORS)
         return info
 

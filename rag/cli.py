@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import faiss_index
 from .config import Settings
 from .errors import RagError
 
@@ -69,7 +70,8 @@ def cmd_info(args: argparse.Namespace) -> int:
           + (f"; {info['embedder_note']}" if info.get("embedder_note") else ""))
     if info.get("languages"):
         print("languages:  " + ", ".join(f"{lang} {n}" for lang, n in info["languages"].items()))
-    print(f"vectors:    {faiss.get('type')}" + (f" (nlist {faiss['nlist']})" if "nlist" in faiss else ""))
+    ivf = f" ({faiss_index.ivf_codec(faiss)} codes, nlist {faiss['nlist']})" if faiss.get("type") == "ivf" else ""
+    print(f"vectors:    {faiss.get('type')}{ivf}")
     print(f"chunking:   {info.get('chunking')}")
     print(f"built at:   {info.get('built_at')}")
     print("health:     ok (store.sqlite and vectors.faiss open; sizes and counts match the manifest)")

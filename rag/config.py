@@ -107,6 +107,7 @@ class Settings:
     mmr_lambda: float = 1.0  # 1.0 = pure relevance; lower trades relevance for diversity
     ann_threshold: int = 100_000  # chunks above which vectors go into an IVF index (flat: 15 ms at 100k, 154 ms at 1M)
     ivf_nprobe: int = 16  # IVF lists searched per query
+    ivf_codec: str = "sq8"  # how IVF lists hold vectors: "sq8" (8-bit codes, a quarter of the memory) or "flat"
     max_question_chars: int = 2000  # longer questions are truncated with a note
 
     # answering
@@ -156,6 +157,7 @@ class Settings:
                               "(e.g. all-MiniLM-L6-v2); the index records it, so vectors of two models never mix")
         if self.embed_precision not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"setting embed_precision={self.embed_precision!r} must be 'auto', 'bf16' or 'fp32'")
+        check_ivf_codec(self.ivf_codec)
         if self.second_read not in ("found", "agree", "off"):
             raise ConfigError(f"setting second_read={self.second_read!r} must be 'found', 'agree' or 'off'")
         if self.answer_mode not in ("find", "direct"):
@@ -193,6 +195,15 @@ class Settings:
 
     def describe(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+
+IVF_CODECS = ("sq8", "flat")
+
+
+def check_ivf_codec(codec: str) -> None:
+    if codec not in IVF_CODECS:
+        raise ConfigError(f"setting ivf_codec={codec!r} must be one of {', '.join(IVF_CODECS)} "
+                          "(RAG_IVF_CODEC: how an approximate index holds its vectors)")
 
 
 def _parse(name: str, raw: str, annotation: Any) -> Any:

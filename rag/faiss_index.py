@@ -1,5 +1,13 @@
 """The dense side of an index: an exact (flat) FAISS index, or IVF above a size threshold; how it is read,
-built, updated and searched within allowed rowids. FAISS ids are the chunks' SQLite rowids."""
+built, updated and searched within allowed rowids. FAISS ids are the chunks' SQLite rowids.
+
+Above the threshold the IVF lists hold 8-bit scalar-quantised codes of the vectors (`sq8`, 384 bytes a MiniLM
+vector instead of 1,536: 380 MiB at 1M vectors instead of 1,478), and the exact float vectors stay in SQLite, which
+rebuilds read and the retriever's cosines come from. `RAG_IVF_CODEC=flat` keeps floats in the lists. Recall@10
+against exact search at nprobe 16, real MiniLM vectors of rtqa_dev + rgb_en and their questions: 0.988 at their
+size, 0.978 when replicated to 1M with near-duplicates (flat lists: 0.994, 0.999); bench/bench_retrieval.py
+--real-vectors, README "Speed".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import check_ivf_codec as check_codec
 from .manifest import damaged
 
 
@@ -55,12 +64,20 @@ def search(index: Any, info: dict[str, Any], query: np.ndarray, top_n: int,
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
-def reusable(old_info: dict[str, Any], total: int, ann_threshold: int) -> bool:
+def ivf_codec(info: dict[str, Any]) -> str:
+    """How an IVF index's lists hold vectors (indexes written before codecs were recorded hold floats)."""
+    return str(info.get("codec", "flat"))
+
+
+def reusable(old_info: dict[str, Any], total: int, ann_threshold: int, codec: str) -> bool:
     """Can the previous index be updated in place? When its kind still fits (and an IVF was trained on at
-    least a quarter of today's vectors); otherwise it is rebuilt from the vectors stored in SQLite."""
+    least a quarter of today's vectors, with the codec asked for); otherwise it is rebuilt from the vectors
+    stored in SQLite."""
     want_ivf = total > ann_threshold
     trained_n = int(old_info.get("trained_n", 0))
-    return (old_info.get("type") == "ivf") == want_ivf and (not want_ivf or total <= 4 * trained_n)
+    if (old_info.get("type") == "ivf") != want_ivf:
+        return False
+    return not want_ivf or (total <= 4 * trained_n and ivf_codec(old_info) == codec)
 
 
 def update(index: Any, removed_rowids: Sequence[int], added: Sequence[tuple[int, np.ndarray]]) -> None:
@@ -72,20 +89,27 @@ def update(index: Any, removed_rowids: Sequence[int], added: Sequence[tuple[int,
 
 
 def build(ids: np.ndarray, vecs: np.ndarray, dim: int, total: int, ann_threshold: int,
-          nprobe: int) -> tuple[Any, dict[str, Any]]:
-    """A new index of the vectors (flat, or IVF above ann_threshold) and its manifest entry."""
+          nprobe: int, codec: str, nlist: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """A new index of the vectors (flat, or IVF above ann_threshold, its lists coded by `codec`) and its
+    manifest entry. nlist: IVF lists (default: the rule below; bench_retrieval.py tries others)."""
     import faiss
 
+    check_codec(codec)
     index: Any
     if total > ann_threshold:
-        # nlist ≈ 4·√N: at 1M chunks 4096 lists, nprobe 16 measured recall@10 ≈ 0.99 in 0.5–0.7 ms.
+        # nlist ≈ 4·√N: at 1M chunks 4000 lists; nprobe 16: recall@10 0.978 (sq8) / 0.999 (flat) in 0.4 / 0.5 ms
         # (and at least 39 training points per list, which k-means needs)
-        nlist = int(max(1, min(65536, 4 * np.sqrt(total), total // 39)))
+        nlist = nlist or int(max(1, min(65536, 4 * np.sqrt(total), total // 39)))
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        if codec == "sq8":  # codes of each vector's residual to its list's centroid, 8 bits a dimension
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vecs[np.random.default_rng(0).choice(len(vecs), min(len(vecs), nlist * 40), replace=False)]
         index.train(sample)
-        info: dict[str, Any] = {"type": "ivf", "nlist": nlist, "nprobe": nprobe, "trained_n": total}
+        info: dict[str, Any] = {"type": "ivf", "codec": codec, "nlist": nlist, "nprobe": nprobe,
+                                "trained_n": total}
     else:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         info = {"type": "flat"}

@@ -102,9 +102,8 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         raise IngestError(f"{root} does not exist; give a folder (or file) of .txt/.md/.html/.jsonl articles")
     root = root.resolve()
     report = IndexReport(index_dir=Path(settings.index_dir))
-    builder = Builder(settings.index_dir, embedder_name=embedder.name if embedder else "",
-                      embedder_dim=embedder.dim if embedder else 0, chunking=chunking_settings(settings),
-                      ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, rebuild=rebuild)
+    builder = _builder(settings, embedder.name if embedder else "", embedder.dim if embedder else 0,
+                       chunking_settings(settings), rebuild=rebuild)
     try:
         files = [(root, path) for path in iter_files(root)]
         uploads = uploads_dir(settings.index_dir)
@@ -162,7 +161,7 @@ def add_files(paths: Sequence[Path], root: Path, settings: Settings, embedder: E
     root = Path(root).resolve()
     settings = _with_index_chunking(settings)
     report = IndexReport(index_dir=Path(settings.index_dir))
-    builder = _builder(settings, embedder.name, embedder.dim, chunking_settings(settings))
+    builder = _builder(settings, embedder.name, embedder.dim, chunking_settings(settings), keep_codec=True)
     try:
         say(f"reading and cleaning {len(paths)} file{'' if len(paths) == 1 else 's'}")
         pending, _seen = _scan([(root, Path(p)) for p in paths], settings, builder, report, say)
@@ -185,7 +184,7 @@ def remove_articles(article_ids: Sequence[str], settings: Settings) -> tuple[Ind
     embedder = manifest.get("embedder") or {}
     report = IndexReport(index_dir=Path(settings.index_dir))
     builder = _builder(settings, str(embedder.get("name")), int(embedder.get("dim") or 0), manifest.get("chunking")
-                       or {})
+                       or {}, keep_codec=True)
     emptied: list[str] = []
     try:
         for article_id in article_ids:
@@ -200,9 +199,13 @@ def remove_articles(article_ids: Sequence[str], settings: Settings) -> tuple[Ind
     return report, emptied
 
 
-def _builder(settings: Settings, name: str, dim: int, chunking: dict[str, Any]) -> Builder:
+def _builder(settings: Settings, name: str, dim: int, chunking: dict[str, Any], rebuild: bool = False,
+             keep_codec: bool = False) -> Builder:
+    """keep_codec: the chat's uploads and removals keep the live index's IVF codec; a `rag index` run re-codes
+    it when RAG_IVF_CODEC asks for another (a minute at 1M chunks: not in the chat's process)."""
     return Builder(settings.index_dir, embedder_name=name, embedder_dim=dim, chunking=chunking,
-                   ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe)
+                   ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, rebuild=rebuild,
+                   ivf_codec=settings.ivf_codec, keep_codec=keep_codec)
 
 
 def _kept_root(builder: Builder) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def test_an_upload_while_another_build_runs_is_refused(indexed: Settings, tmp_pa
     embedder = HashEmbedder()
     builder = Builder(indexed.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
                       chunking=chunking_settings(indexed), ann_threshold=indexed.ann_threshold,
-                      nprobe=indexed.ivf_nprobe)
+                      nprobe=indexed.ivf_nprobe, ivf_codec=indexed.ivf_codec)
     try:
         with pytest.raises(IndexBusyError, match="wait for it to finish"):
             add_articles([_write(tmp_path / "ferry.txt", FERRY)], settings=indexed, embedder=embedder)

@@ -12,7 +12,7 @@ from rag import files, indexing
 from rag.api import Pipeline, build_index
 from rag.builder import Builder
 from rag.config import Settings
-from rag.errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
+from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
 from rag.indexing import IndexReport
 from rag.ingest import Skipped
 from rag.manifest import FORMAT_VERSION
@@ -129,7 +129,7 @@ def test_second_writer_is_refused(articles_dir: Path, settings: Settings) -> Non
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
     holder = Builder(settings.index_dir, embedder_name="hash-256", embedder_dim=256,
                      chunking=json.loads((settings.index_dir / "manifest.json").read_text())["chunking"],
-                     ann_threshold=10**6, nprobe=8)
+                     ann_threshold=10**6, nprobe=8, ivf_codec="sq8")
     try:
         with pytest.raises(IndexBusyError, match="another process"):
             build_index(articles_dir, settings=settings, embedder=HashEmbedder())
@@ -176,19 +176,69 @@ def test_skipped_files_are_reported_and_do_not_stop_the_run(articles_dir: Path, 
     assert "skipped" in report.summary() and "broken.txt" in report.summary()
 
 
-def test_approximate_index_above_threshold(articles_dir: Path, settings: Settings) -> None:
-    for i in range(60):
+def _many_reports(articles_dir: Path, n: int = 60) -> None:
+    for i in range(n):
         (articles_dir / f"gen{i:03d}.txt").write_text(
             f"Report {i}\n\nThe committee number {i} met about topic{i} and budget{i % 7} on day {i}.")
+
+
+def test_approximate_index_above_threshold(articles_dir: Path, settings: Settings) -> None:
+    _many_reports(articles_dir)
     small = settings.replace(ann_threshold=20, ivf_nprobe=256)
     report = build_index(articles_dir, settings=small, embedder=HashEmbedder())
-    assert report.manifest["faiss"]["type"] == "ivf"
+    assert report.manifest["faiss"]["type"] == "ivf" and report.manifest["faiss"]["codec"] == "sq8"
     hits = Pipeline(small, embedder=HashEmbedder()).retrieve("committee topic17 budget3", top_k=3)
     assert hits[0].title == "Report 17"
     (articles_dir / "gen017.txt").unlink()
-    build_index(articles_dir, settings=small, embedder=HashEmbedder())
+    (articles_dir / "gen_new.txt").write_text("Report new\n\nThe committee met about topic77 and budget9 at dawn.")
+    build_index(articles_dir, settings=small, embedder=HashEmbedder())  # the coded index updated in place
     store = _store(small, HashEmbedder())
-    assert store.chunk_count == store.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert store.chunk_count == store.db.execute("SELECT count(*) FROM chunks").fetchone()[0] == store.vectors.ntotal
+    assert type(store.vectors).__name__ == "IndexIVFScalarQuantizer"
+    assert Pipeline(small, embedder=HashEmbedder()).retrieve("committee topic77 budget9", top_k=3)[0].title == \
+        "Report new"
+
+
+def test_uploads_keep_the_live_codec_and_rag_index_recodes(articles_dir: Path, settings: Settings,
+                                                            tmp_path: Path) -> None:
+    _many_reports(articles_dir)
+    flat = settings.replace(ann_threshold=20, ivf_nprobe=256, ivf_codec="flat")
+    build_index(articles_dir, settings=flat, embedder=HashEmbedder())
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "memo.txt").write_text("Memo\n\nThe committee met about topic88 in the annex.")
+    sq8 = flat.replace(ivf_codec="sq8")
+    report, _ = indexing.add_files([upload / "memo.txt"], upload, sq8, HashEmbedder())
+    assert report.manifest["faiss"]["codec"] == "flat"  # a chat upload does not re-code the whole index
+    assert build_index(articles_dir, settings=sq8, embedder=HashEmbedder()).manifest["faiss"]["codec"] == "sq8"
+
+
+def test_ivf_codec_is_a_setting_and_a_change_of_codec_rebuilds(articles_dir: Path, settings: Settings) -> None:
+    _many_reports(articles_dir)
+    flat = settings.replace(ann_threshold=20, ivf_nprobe=256, ivf_codec="flat")
+    assert build_index(articles_dir, settings=flat, embedder=HashEmbedder()).manifest["faiss"]["codec"] == "flat"
+    assert type(_store(flat, HashEmbedder()).vectors).__name__ == "IndexIVFFlat"
+    question = "committee topic41 budget6"
+    query = HashEmbedder().embed_query(question)
+    exact = dict(_store(flat, HashEmbedder()).search_dense(query, 5))
+    # one more article, indexed with the other codec: the whole index is re-coded, not half and half
+    (articles_dir / "gen_extra.txt").write_text("Report extra\n\nThe committee met about topic99 on day 99.")
+    sq8 = flat.replace(ivf_codec="sq8")
+    report = build_index(articles_dir, settings=sq8, embedder=HashEmbedder())
+    assert report.manifest["faiss"]["codec"] == "sq8" and report.manifest["counts"]["articles"] == 66
+    store = _store(sq8, HashEmbedder())
+    assert type(store.vectors).__name__ == "IndexIVFScalarQuantizer" and store.vectors.ntotal == store.chunk_count
+    coded = dict(store.search_dense(query, 5))
+    assert list(coded)[:3] == list(exact)[:3]  # 8-bit codes: the scores move a little, not the order of the best
+    assert all(coded[rowid] == pytest.approx(exact[rowid], abs=0.02) for rowid in set(coded) & set(exact))
+    allowed = list(exact)[3:5]  # a filter (dates, titles) limits the coded search as it does the exact one
+    assert {rowid for rowid, _ in store.search_dense(query, 5, allowed=allowed)} == set(allowed)
+    assert Pipeline(sq8, embedder=HashEmbedder()).retrieve(question, top_k=3)[0].title == "Report 41"
+
+
+def test_an_unknown_ivf_codec_is_one_line(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="ivf_codec='pq4' must be one of sq8, flat"):
+        Settings.from_env({"RAG_IVF_CODEC": "pq4"})
 
 
 def test_filters_by_title_and_date(articles_dir: Path, settings: Settings) -> None:
@@ -288,3 +338,77 @@ def test_summary_names_at_most_fifty_skipped_lines(tmp_path: Path) -> None:
     assert sum(line.startswith("skipped f.jsonl:") for line in lines) == 50
     assert lines[-1] == "... and 10 more skipped .jsonl lines (rag index --json lists them all)"
     assert len(report.to_dict()["skipped_lines"]) == 60
+
+
+def _term_df(db_path: Path, recount: bool = False) -> dict[str, int]:
+    """term_df as the live generation holds it, or recounted from the whole FTS5 index of a copy of it."""
+    import shutil
+    import sqlite3
+
+    from rag.lexical import count_terms
+
+    if recount:
+        copy = db_path.with_name("recount.sqlite")
+        shutil.copyfile(db_path, copy)
+        db_path = copy
+    db = sqlite3.connect(db_path)
+    try:
+        if recount:
+            count_terms(db)
+        return dict(db.execute("SELECT term, df FROM term_df"))
+    finally:
+        db.close()
+
+
+def _live_db(settings: Settings) -> Path:
+    return settings.index_dir / json.loads((settings.index_dir / "manifest.json").read_text())["generation"] / \
+        "store.sqlite"
+
+
+def test_term_counts_follow_the_changed_articles_alone(articles_dir: Path, settings: Settings,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    before = _term_df(_live_db(settings))
+
+    def whole_index(_db: Any) -> None:
+        raise AssertionError("an update walked the whole FTS5 index")
+
+    monkeypatch.setattr("rag.builder.count_terms", whole_index)
+    first, second = sorted(articles_dir.glob("*.txt"))[:2]
+    first.write_text(first.read_text() + "\n\nA quokka crossed the causeway twice, said the harbourmaster.")
+    second.unlink()
+    (articles_dir / "new.txt").write_text("Quokka census\n\nRangers counted every quokka on the island in May.\n\n"
+                                          "护林员在五月统计了岛上的每一只短尾矮袋鼠，数量比去年多。")
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    after = _term_df(_live_db(settings))
+    assert after == _term_df(_live_db(settings), recount=True)  # the same as walking the whole index
+    assert after["quokka"] == 2 and "quokka" not in before and after["袋"] == 1
+    assert set(before) - set(after)  # terms only the deleted article held are gone, not left at 0
+    (articles_dir / "new.txt").unlink()
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert _term_df(_live_db(settings))["quokka"] == 1 == _term_df(_live_db(settings), recount=True)["quokka"]
+
+
+def test_a_small_removal_keeps_free_pages_a_large_one_compacts(articles_dir: Path, settings: Settings) -> None:
+    import sqlite3
+
+    for i in range(40):
+        (articles_dir / f"filler{i:02d}.txt").write_text(
+            f"Filler report {i}\n\n" + " ".join(f"paragraph{i} word{j} of the weekly bulletin." for j in range(60)))
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+
+    def free_share() -> float:
+        db = sqlite3.connect(_live_db(settings))
+        free, pages = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_count"))
+        db.close()
+        return free / pages
+
+    (articles_dir / "filler00.txt").unlink()
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert 0 < free_share() < 0.25  # one article's pages are left free for the next inserts, not compacted
+    for i in range(1, 30):
+        (articles_dir / f"filler{i:02d}.txt").unlink()
+    report = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert free_share() == 0  # most of the file was free: rewritten
+    store = _store(settings, HashEmbedder())
+    assert store.chunk_count == report.manifest["counts"]["chunks"]

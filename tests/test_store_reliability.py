@@ -258,7 +258,7 @@ def test_filters_allow_more_chunks_than_sqlite_has_variables(tmp_path: Path) -> 
     """A date filter over 40,000+ chunks: binding each rowid went past SQLite's 32766 variables."""
     embedder, settings = SmallHashEmbedder(), Settings(index_dir=tmp_path / "big", cache_dir=tmp_path / "cache")
     builder = Builder(settings.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
-                      chunking={"test": 1}, ann_threshold=10**6, nprobe=8)
+                      chunking={"test": 1}, ann_threshold=10**6, nprobe=8, ivf_codec="sq8")
     for a in range(411):
         published = "2021-06-01" if a == 0 else "2024-03-01"  # the zebra article is the one outside the filter
         text = "\n".join(f"{'zebra ' * 5 if a == 0 else ''}market note {a} {c}" for c in range(100))
@@ -290,6 +290,6 @@ def test_import_rag_works_without_fcntl() -> None:
     """Windows has no fcntl: the index lock comes from filelock, so `import rag` and a build still work."""
     code = ("import sys, tempfile\nsys.modules['fcntl'] = None\nimport rag\nfrom rag.builder import Builder\n"
             "b = Builder(tempfile.mkdtemp(), embedder_name='x', embedder_dim=4, chunking={}, ann_threshold=9, "
-            "nprobe=1)\nb.abort()\nprint('ok')")
+            "nprobe=1, ivf_codec='sq8')\nb.abort()\nprint('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
