@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .embed import Progress
-from .errors import EmbeddingServerError
+from .errors import EmbeddingServerError, one_line
+from .text import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,8 @@ class RemoteEmbedder:
         return self._post([text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """An over-estimate, as the server does not say: ~4 characters per token for Latin-script words, one per
-        digit or non-Latin letter, two per CJK character (wordpiece and BPE vocabularies split them finer)."""
-        return [_estimate(text) for text in texts]
+        """An over-estimate, as the server does not say (text.estimate_tokens)."""
+        return [estimate_tokens(text) for text in texts]
 
     def _post(self, texts: list[str]) -> np.ndarray:
         body = json.dumps({"model": self.name, "input": texts, "encoding_format": "float"}).encode()
@@ -77,7 +77,7 @@ class RemoteEmbedder:
             vectors = np.array([_pooled(row["embedding"]) for row in rows], dtype=np.float32)
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, LookupError, TypeError) as exc:
             raise EmbeddingServerError(
-                f"the embedding server at {self.endpoint} failed: {_one_line(exc)}; is it running and serving "
+                f"the embedding server at {self.endpoint} failed: {one_line(exc)}; is it running and serving "
                 f"{self.name!r}? Start it, or unset RAG_EMBED_URL to embed on this machine") from None
         if vectors.ndim != 2 or len(vectors) != len(texts) or (self.dim and vectors.shape[1] != self.dim):
             raise EmbeddingServerError(
@@ -94,14 +94,3 @@ def _pooled(embedding: list) -> list[float]:
     if embedding and isinstance(embedding[0], list):
         return [float(x) for x in np.mean(np.array(embedding, dtype=np.float32), axis=0)]
     return embedding
-
-
-def _estimate(text: str) -> int:
-    weights = [1 if ch.isdigit() or 0x2FF < ord(ch) < 0x2E80 else 2 for ch in text
-               if ch.isdigit() or ord(ch) > 0x2FF]
-    return max(1, (len(text) - len(weights)) // 4 + sum(weights))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

@@ -67,3 +67,8 @@ class GenerationError(RagError):
 
 class EmbeddingServerError(RagError):
     """The embedding server (RAG_EMBED_URL) could not be reached, or sent something that is not embeddings."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut at `limit` characters (a server may answer with a whole page)."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:limit]

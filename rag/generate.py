@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .errors import GenerationError, MissingDependencyError, PromptError
+from .errors import GenerationError, MissingDependencyError, PromptError, one_line
+from .text import estimate_tokens
 
 T = TypeVar("T")
 
@@ -168,7 +169,7 @@ class LlamaCppGenerator:
                 if isinstance(delta, str) and delta:
                     yield delta
         except (ValueError, RuntimeError) as exc:  # e.g. "Requested tokens (2693) exceed context window of 2048"
-            raise GenerationError(f"the local model {self.name} failed: {_one_line(exc)}; try a shorter question, "
+            raise GenerationError(f"the local model {self.name} failed: {one_line(exc)}; try a shorter question, "
                                   "or raise RAG_LLM_CONTEXT if the context window is too small") from None
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
@@ -213,7 +214,7 @@ class OpenAICompatibleGenerator:
                         yield delta
         except (urllib.error.URLError, OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
             # HTTP errors (a 400 for a prompt over the server's window), refused connections, malformed replies
-            raise GenerationError(f"the model server at {self.endpoint} failed: {_one_line(exc)}; is it running, "
+            raise GenerationError(f"the model server at {self.endpoint} failed: {one_line(exc)}; is it running, "
                                   "and is its context window large enough?") from None
         if not finished:  # the server died (llama.cpp's crashes close the connection) or cut the answer short
             raise GenerationError(f"the model server at {self.endpoint} closed the answer before it ended; check "
@@ -224,12 +225,8 @@ class OpenAICompatibleGenerator:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
 
     def count_tokens(self, text: str) -> int:
-        """An over-estimate, as the server does not say: ~4 characters per token for English words, but one per
-        digit or non-Latin letter, two per CJK character and four beyond the BMP (Qwen: 1,999 rare CJK characters
-        are 3,796 tokens, 1,999 from CJK Extension B 6,489)."""
-        weights = [1 if ch.isdigit() or 0x2FF < ord(ch) < 0x2E80 else 2 if ord(ch) <= 0xFFFF else 4
-                   for ch in text if ch.isdigit() or ord(ch) > 0x2FF]
-        return max(1, (len(text) - len(weights)) // 4 + sum(weights))
+        """An over-estimate, as the server does not say (text.estimate_tokens)."""
+        return estimate_tokens(text)
 
 
 class OffLock:
@@ -269,7 +266,3 @@ class OffLock:
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

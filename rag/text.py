@@ -140,3 +140,12 @@ def _is_abbreviation(text: str, dot: int) -> bool:
 def count_words(texts: Sequence[str]) -> list[int]:
     """A tokenizer-free token count (words and punctuation marks), for tests and fallbacks."""
     return [len(re.findall(r"\w+|[^\w\s]", t)) for t in texts]
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens a model's vocabulary may cut text into, over-estimated, for servers that do not say: ~4 characters
+    per token for Latin-script words, but one per digit or non-Latin letter, two per CJK character and four beyond
+    the BMP (Qwen: 1,999 rare CJK characters are 3,796 tokens, 1,999 from CJK Extension B 6,489)."""
+    weights = [1 if ch.isdigit() or 0x2FF < ord(ch) < 0x2E80 else 2 if ord(ch) <= 0xFFFF else 4
+               for ch in text if ch.isdigit() or ord(ch) > 0x2FF]
+    return max(1, (len(text) - len(weights)) // 4 + sum(weights))

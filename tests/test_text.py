@@ -38,3 +38,24 @@ def test_lexical_retrieval_finds_istanbul_and_cpp(tmp_path: Path, settings: Sett
             assert [h.title for h in hits] == [title], question
     finally:
         pipeline.close()
+
+
+def test_an_exception_message_becomes_one_bounded_line() -> None:
+    from rag.errors import one_line
+
+    page = RuntimeError("<html>\n  <body>502   Bad Gateway</body>\n</html>" + " filler" * 100)
+    line = one_line(page)
+    assert "\n" not in line and line.startswith("<html> <body>502 Bad Gateway</body> </html>") and len(line) == 300
+    assert one_line(TimeoutError()) == "TimeoutError"
+
+
+def test_both_servers_estimate_tokens_alike() -> None:
+    from rag.embed_remote import RemoteEmbedder
+    from rag.generate import OpenAICompatibleGenerator
+    from rag.text import estimate_tokens
+
+    texts = ["Harbour pilots struck for 36 hours.", "港口引航员罢工", "𠀀𠀁 rare"]
+    assert RemoteEmbedder.count_tokens(object(), texts) == [  # type: ignore[arg-type]
+        OpenAICompatibleGenerator("http://127.0.0.1:9").count_tokens(t) for t in texts] == [
+        estimate_tokens(t) for t in texts]
+    assert estimate_tokens("𠀀𠀁") == 8 > estimate_tokens("港口") == 4
