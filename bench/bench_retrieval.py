@@ -84,6 +84,7 @@ for _p in (str(ROOT), str(ROOT / "bench")):
 import faiss  # noqa: E402
 
 if TYPE_CHECKING:
+    from rag.builder import Builder
     from rag.embed import Embedder
 
 DIM = 384
@@ -325,6 +326,18 @@ def bench_hybrid(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def store_builder(index_dir: Path, embedder: Embedder, *, codec: str | None = None, rebuild: bool = False) -> Builder:
+    """A rag.builder.Builder for index_dir with the app's default settings (another IVF codec if given)."""
+    from rag.builder import Builder
+    from rag.config import Settings
+    from rag.indexing import chunking_settings
+
+    settings = Settings()
+    return Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
+                   chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
+                   nprobe=settings.ivf_nprobe, ivf_codec=codec or settings.ivf_codec, rebuild=rebuild)
+
+
 def build_synthetic_index(index_dir: Path, chunks: int, seed: int,
                           embedder: Embedder | None = None) -> tuple[list[str], float]:
     """An index of about `chunks` chunks written straight through rag.builder.Builder (one chunk a paragraph of
@@ -334,17 +347,12 @@ def build_synthetic_index(index_dir: Path, chunks: int, seed: int,
 
     from synth import Corpus
 
-    from rag.builder import Builder
-    from rag.config import Settings
-    from rag.indexing import chunking_settings
     from rag.types import Article, Chunk
     from tests.fakes import HashEmbedder
 
-    embedder, corpus, settings = embedder or HashEmbedder(), Corpus(seed=seed), Settings()
+    embedder, corpus = embedder or HashEmbedder(), Corpus(seed=seed)
     started = time.perf_counter()
-    builder = Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
-                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
-                      nprobe=settings.ivf_nprobe, rebuild=True, ivf_codec=settings.ivf_codec)
+    builder = store_builder(index_dir, embedder, rebuild=True)
     written, i, sample_texts = 0, 0, []
     try:
         while written < chunks:
@@ -407,6 +415,7 @@ def _rarest_word_always_kept(on: bool) -> Iterator[None]:
 
 def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]:
     """End-to-end Pipeline.retrieve() at each size, hybrid, dense and lexical, with the store's parts timed."""
+    from rag import faiss_index
     from rag.api import Pipeline
     from rag.config import Settings
     from tests.fakes import HashEmbedder
@@ -476,13 +485,13 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
             if args.query_embedder != "minilm":  # a fresh process loads the embedder the index names
                 continue
             (Path(tmp) / "questions.json").write_text(json.dumps(questions))
-            codecs = [manifest["faiss"].get("codec", "flat")]
+            codecs = [faiss_index.ivf_codec(manifest["faiss"])]
             if manifest["faiss"]["type"] == "ivf":  # the same index with the other codec, in the same run
                 codecs.append("flat" if codecs[0] == "sq8" else "sq8")
             for i, codec in enumerate(codecs):
                 if i:
                     started = time.perf_counter()
-                    recode(index_dir, doc_embedder, codec)
+                    store_builder(index_dir, doc_embedder, codec=codec).commit()  # changes nothing else
                     say(f"  re-coded with ivf_codec={codec} in {time.perf_counter() - started:.0f} s")
                 served = subprocess.run([sys.executable, __file__, "--serve", str(index_dir)], check=True,
                                         capture_output=True, text=True).stdout.strip()
@@ -501,13 +510,10 @@ def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
     article deleted and added again (same chunks and vectors) through rag.builder.Builder, then committed.
     Seconds, in all and between the builder's steps (its fault points)."""
     from rag import builder as rag_builder
-    from rag.config import Settings
-    from rag.indexing import chunking_settings
     from rag.manifest import SQLITE, read_manifest
     from rag.store import connect
     from rag.types import Article, Chunk
 
-    settings = Settings()
     live = index_dir / read_manifest(index_dir)["generation"] / SQLITE
     db = connect(live, readonly=True)
     (article_id,) = db.execute("SELECT id FROM articles ORDER BY random() LIMIT 1").fetchone()
@@ -526,9 +532,7 @@ def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
     real_fault_point = rag_builder.fault_point
     rag_builder.fault_point = lambda step: marks.append((step, time.perf_counter()))  # type: ignore[assignment]
     try:
-        builder = rag_builder.Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
-                                      chunking=chunking_settings(settings), ann_threshold=settings.ann_threshold,
-                                      nprobe=settings.ivf_nprobe, ivf_codec=settings.ivf_codec)
+        builder = store_builder(index_dir, embedder)
         builder.remove_article(article.id)
         builder.add_article(article, chunks, vectors)
         if path:
@@ -542,17 +546,6 @@ def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
     for (_, before), (step, t) in zip(marks, marks[1:]):  # a step met twice (a second old generation) adds up
         steps[f"to {step}"] = steps.get(f"to {step}", 0.0) + t - before
     return {"total": marks[-1][1] - marks[0][1], **steps}
-
-
-def recode(index_dir: Path, embedder: Embedder, codec: str) -> None:
-    """The index's IVF rebuilt with another codec, through a Builder run that changes nothing else."""
-    from rag.builder import Builder
-    from rag.config import Settings
-    from rag.indexing import chunking_settings
-
-    settings = Settings()
-    Builder(index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim, chunking=chunking_settings(settings),
-            ann_threshold=settings.ann_threshold, nprobe=settings.ivf_nprobe, ivf_codec=codec).commit()
 
 
 def serve(index_dir: Path) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from . import faiss_index
+from .config import check_ivf_codec
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text, track_changes, update_terms
 from .manifest import (
@@ -80,7 +81,7 @@ class Builder:
 
     def _start(self, embedder_name: str, embedder_dim: int, chunking: dict[str, Any], ann_threshold: int,
                nprobe: int, rebuild: bool, ivf_codec: str, keep_codec: bool) -> None:
-        faiss_index.check_codec(ivf_codec)  # before any work, not at the commit
+        check_ivf_codec(ivf_codec)  # before any work, not at the commit
         self.embedder: dict[str, Any] = {"name": embedder_name, "dim": embedder_dim}
         self.chunking = chunking
         self.ann_threshold, self.nprobe, self.ivf_codec = ann_threshold, nprobe, ivf_codec
@@ -157,16 +158,16 @@ class Builder:
         self.db.execute("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (article.id, article.title, article.text, article.source, article.published,
                          article.language, article.url, article.sha256))
+        fts_title = fts_text(article.title)
         for chunk, vec in zip(chunks, vectors):
             cur = self.db.execute('INSERT INTO chunks(id, article_id, start, "end", text, vector) VALUES (?,?,?,?,?,?)',
                                   (chunk.id, chunk.article_id, chunk.start, chunk.end, chunk.text,
                                    np.asarray(vec, dtype=np.float32).tobytes()))
             rowid = int(cur.lastrowid or 0)
-            self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)",
-                            (rowid, fts_text(article.title), fts_text(chunk.text)))
+            fts_row = (fts_title, fts_text(chunk.text))
+            self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)", (rowid, *fts_row))
             if self.incremental_terms:
-                self.db.execute("INSERT INTO temp.added_fts(title, body) VALUES (?, ?)",
-                                (fts_text(article.title), fts_text(chunk.text)))
+                self.db.execute("INSERT INTO temp.added_fts(title, body) VALUES (?, ?)", fts_row)
             if has_cjk(article.title) or has_cjk(chunk.text):  # Chinese/Japanese: BM25 by trigrams too (lexical.py)
                 self.db.execute(f"INSERT INTO {TRIGRAM_TABLE}(rowid, title, body) VALUES (?, ?, ?)",
                                 (rowid, article.title, chunk.text))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import check_ivf_codec as check_codec
+from .config import check_ivf_codec
 from .manifest import damaged
 
 
@@ -94,7 +94,7 @@ def build(ids: np.ndarray, vecs: np.ndarray, dim: int, total: int, ann_threshold
     manifest entry. nlist: IVF lists (default: the rule below; bench_retrieval.py tries others)."""
     import faiss
 
-    check_codec(codec)
+    check_ivf_codec(codec)
     index: Any
     if total > ann_threshold:
         # nlist ≈ 4·√N: at 1M chunks 4000 lists; nprobe 16: recall@10 0.978 (sq8) / 0.999 (flat) in 0.4 / 0.5 ms
