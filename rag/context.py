@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dates import annotate_relative, format_day, is_date_line, iso_date
+from .dates import annotate_relative, format_day, is_date_line, is_only_date, iso_date
 from .embed import Embedder
 from .guard import defuse_markers, is_instruction
 from .signals import AnswerSignals
@@ -104,16 +104,32 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """The numbered lines the model reads: "[n] (headline's first words, publication date) text"."""
-    return "\n".join(f"[{p.number}] {passage_line(p)}" for p in passages)
+    """The lines the model reads: each article's headline and date once, "(headline's first words, publication
+    date)", above its numbered passages "[n] text". Six of eight passages often come from one or two articles,
+    and a heading repeated on each costs ~12 prompt tokens a passage, read before the first word of the answer."""
+    lines, heading = [], None
+    for p in passages:
+        if (head := passage_head(p)) != heading:
+            heading = head
+            if head:
+                lines.append(f"({head})")
+        lines.append(f"[{p.number}] {defuse_markers(p.shown_text)}")
+    return "\n".join(lines)
+
+
+def passage_head(p: Passage) -> str:
+    """"headline's first words, publication date" of a passage's article. A headline that gives orders is left
+    out, and so is one that is only a date (scraped pages often carry the date as their title)."""
+    title = " ".join(p.hit.title.split()[:6])
+    if is_instruction(p.hit.title) or is_only_date(p.hit.title):
+        title = ""
+    day = iso_date(p.hit.published)
+    return ", ".join(m for m in (defuse_markers(title), format_day(day) if day else "") if m)
 
 
 def passage_line(p: Passage) -> str:
-    """One passage as the model reads it, unnumbered: "(headline's first words, publication date) text", with
-    relative dates resolved ("on Tuesday (11 June 2024)"). A "[7]" inside the text is shown as "(7)", so it
-    cannot pass for a passage number, and a headline that gives orders is left out."""
-    title = "" if is_instruction(p.hit.title) else defuse_markers(" ".join(p.hit.title.split()[:6]))
-    day = iso_date(p.hit.published)
-    meta = ", ".join(m for m in (title, format_day(day) if day else "") if m)
-    text = defuse_markers(p.shown_text)
-    return f"({meta}) {text}" if meta else text
+    """One passage as the model reads it alone, unnumbered: "(headline's first words, publication date) text",
+    with relative dates resolved ("on Tuesday (11 June 2024)"). A "[7]" inside the text is shown as "(7)", so it
+    cannot pass for a passage number."""
+    head, text = passage_head(p), defuse_markers(p.shown_text)
+    return f"({head}) {text}" if head else text

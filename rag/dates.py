@@ -100,6 +100,18 @@ def strip_dateline(text: str) -> str:
     return _DATELINE.sub("", text, count=1)
 
 
+_DATE_WORDS = frozenset("am pm gmt utc et mon tue wed thu fri sat sun published updated 日".split())
+
+
+def is_only_date(text: str) -> bool:
+    """Does text say nothing but a full date ("August 10, 2022", "Mon, 3 Oct 2022 10:00"), as the title of a
+    scraped page often does? "World Cup 2022 final" says more."""
+    if not has_full_date(text):
+        return False
+    rest = re.findall(r"[^\W\d_]+", _FULL_DATE.sub(" ", text))
+    return all(is_calendar_word(w) or w.lower() in _DATE_WORDS for w in rest)
+
+
 def is_date_line(sentence: str) -> bool:
     """Is the sentence only a date line ("Published: 2024-05-06", "By the Markets Desk · September 18, 2024")?
     No answer is in these lines."""
@@ -158,6 +170,13 @@ _RELATIVE = re.compile(
     r"|\b(?P<lastweek>last week|la semaine dernière)\b|\b(?P<earlier>earlier this month|plus tôt ce mois-ci)\b"
     r"|(?P<zh_yesterday>昨天|昨日)|(?P<zh_today>今天|今日)|(?P<zh_weekday>(?:周|星期)[一二三四五六日天])",
     re.I)
+
+
+def is_calendar_word(word: str) -> bool:
+    """A day or month name ("Tuesday", "mars"): a date's word, never part of a name beside it."""
+    return word.lower() in _WEEKDAYS or word.lower() in _ALL_MONTHS
+
+
 _ZH_WEEKDAYS = {ch: i for i, ch in enumerate("一二三四五六日")} | {"天": 6}
 
 

@@ -173,3 +173,30 @@ class ServerGenerator(QuotingGenerator):
         finally:
             with self._count:
                 self.in_flight -= 1
+
+
+class PrefillingGenerator(ScriptedGenerator):
+    """A ScriptedGenerator that, as the local model does, writes on from the first words of a reply it is given
+    (stream(prefix=)): each scripted reply is the whole reply, and a call returns what follows its prefix, up to
+    what the grammar lets it write. Records the prefixes."""
+
+    prefills = True
+
+    def __init__(self, replies: Sequence[str] = (), n_ctx: int | None = None) -> None:
+        super().__init__(replies, n_ctx)
+        self.prefixes: list[str] = []
+
+    def stream(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 128, grammar: str | None = None,
+               prefix: str = "") -> Iterator[str]:
+        if not prefix:
+            yield from super().stream(messages, max_tokens=max_tokens, grammar=grammar)
+            return
+        self.prefixes.append(prefix)
+        reply = self.replies[0]
+        assert reply.startswith(prefix), f"the scripted reply {reply!r} does not go on from {prefix!r}"
+        rest = reply[len(prefix):]
+        if grammar and grammar.startswith('root ::= num "]"'):  # the passage number: the reply goes on after it
+            self.grammars.append(grammar)
+            yield rest[:rest.index("]") + 1]
+            return
+        yield from re.findall(r"\s*\S+", self._next(messages, grammar, max_tokens)[len(prefix):])

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from rag import NO_ANSWER, Settings
+from rag import NO_ANSWER, Answer, Pipeline, Settings
 from rag.answer import (
     SECOND_READ_GRAMMAR,
     Draft,
     absent_name,
     answer_pieces,
     check,
+    number_grammar,
     parse_draft,
+    phrase_grammar,
     relation_words,
     restates,
     same_answer,
+    widen,
 )
 from rag.context import Passage
 from rag.errors import ConfigError
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
+from .fakes import HashEmbedder, PrefillingGenerator
 
 QUESTION = "What did the thieves steal from the museum?"
 
@@ -144,3 +150,47 @@ def test_two_rejected_drafts_end_in_a_refusal(indexed: Settings) -> None:
 def test_the_model_saying_none_is_final(indexed: Settings) -> None:
     pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0), "Source: [1]\nAnswer: none")
     assert pipeline.ask("Which chess player became world champion in 1850?").refused and len(gen.calls) == 1
+
+
+def test_found_words_are_widened_to_the_whole_name_or_amount() -> None:
+    text = ("The Harbour City Gulls beat Elbonia's Port Rovers 3-1 on Friday. After Gulls scored, ticket sales raised "
+            "$4.2 million, 12% more than in March. Mayor Ana Ruiz said the club would add 2,000 seats.")
+    assert widen("Gulls", text) == "Harbour City Gulls"  # the first "Gulls"; "The" is no part of the name
+    assert widen("Rovers", text) == "Port Rovers"  # a possessive names another thing: "Elbonia's" stays out
+    assert widen("Harbour City", text) == "Harbour City Gulls"
+    assert widen("Elbonia", "Voters in Elbonia Constitutional Court elections") == "Elbonia"  # one word: not on
+    assert widen("4.2", text) == "$4.2 million" and widen("12", text) == "12%"
+    assert widen("Ruiz", text) == "Mayor Ana Ruiz" and widen("2,000", text) == "2,000"
+    assert widen("Port Rovers", text) == "Port Rovers"  # "on Friday": a day is no part of a name
+    assert widen("Elbonia", "Port Vell, Elbonia NBC — The port reopened.") == "Elbonia"  # a scraped dateline
+    # a word opening a sentence joins only when the text never writes it in lowercase
+    assert widen("Gulls", "After Gulls scored, the crowd left after the match.") == "Gulls"
+    assert widen("Gulls", "Harbour Gulls scored. They won.") == "Harbour Gulls"
+    # words that do not stand in the text as they are come back unchanged, and so does lowercase
+    assert widen("Gull", text) == "Gull" and widen("the crowd", text) == "the crowd"
+
+
+def test_the_answer_names_the_whole_name_the_passage_gives(indexed: Settings) -> None:
+    pipeline, _ = scripted_pipeline(indexed.replace(min_dense_score=0.0, second_read="off"),
+                                    "Source: [1]\nAnswer: Nepomniachtchi")
+    answer = pipeline.ask("Whom did the new chess champion beat in the tiebreak games?")
+    assert not answer.refused and answer.text.startswith("Ian Nepomniachtchi [")
+    assert "Ian Nepomniachtchi" in answer.citations[0].quote
+
+
+def test_a_model_that_writes_on_from_a_prefix_writes_only_the_number_and_the_words(indexed: Settings) -> None:
+    """The fixed words of the reply are given to the local model, not written by it token by token."""
+    gen = PrefillingGenerator(["Source: [1]\nAnswer: the museum", "Source: [1]\nAnswer: 42 Roman gold coins"])
+    pipeline = Pipeline(indexed.replace(min_dense_score=0.0, second_read="off"), embedder=HashEmbedder(),
+                        generator=gen)
+    events = list(pipeline.stream(QUESTION))
+    answer = events[-1]
+    assert isinstance(answer, Answer) and not answer.refused
+    assert answer.text.startswith("42 Roman gold coins [1]")  # after one retry
+    assert gen.prefixes == ["Source: [", "Source: [1]\nAnswer:"] * 2
+    n = len(re.findall(r"^\[\d+\]", gen.calls[0][-1]["content"], flags=re.M))
+    assert gen.grammars == [number_grammar(n), phrase_grammar()] * 2 and n > 0
+    shown = "".join(e for e in events if isinstance(e, str))
+    assert "Source" not in shown and "42 Roman gold coins" in shown  # the reader sees the words only
+    retry = gen.calls[1]
+    assert retry[-2] == {"role": "assistant", "content": "Source: [1]\nAnswer: the museum"}

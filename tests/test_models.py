@@ -20,6 +20,7 @@ import pytest
 
 from rag import NO_ANSWER, Pipeline, Settings, build_index
 from rag import models as rag_models
+from rag.answer import number_grammar
 from rag.errors import EmbeddingServerError, ModelNotFoundError
 
 from .conftest import DATA, SEED_CORPUS, free_port
@@ -107,6 +108,27 @@ def test_default_model_gives_a_verified_cited_answer(seed_pipeline: Pipeline) ->
     _check_citations(seed_pipeline, answer)
     assert any("16.5 billion" in c.quote for c in answer.citations)
     assert answer.timings["ttft_s"] <= answer.timings["total_s"]
+
+
+@pytest.mark.models
+def test_the_local_model_writes_on_from_the_words_it_is_given(seed_pipeline: Pipeline) -> None:
+    """The find step gives the model its reply's fixed words (stream(prefix=)): the prompt must be the one
+    create_chat_completion reads, and the model must go on from the words as if it had written them."""
+    gen = seed_pipeline.generator
+    llm = gen._llm  # type: ignore[attr-defined]
+    assert gen.prefills  # type: ignore[attr-defined]
+    messages = [{"role": "system", "content": "You answer in a few words."},
+                {"role": "user", "content": "Which planet is closest to the Sun?"}]
+    whole = gen.generate(messages, max_tokens=12)
+    prompt = llm.tokenize(gen._chat_prompt(messages).encode("utf-8"), add_bos=False, special=True)  # type: ignore[attr-defined]
+    assert len(prompt) > 10 and [int(t) for t in llm.input_ids[:len(prompt)]] == prompt
+    first = whole.split()[0]
+    rest = "".join(gen.stream(messages, max_tokens=12, prefix=first))  # type: ignore[call-arg]
+    assert (first + rest).strip() == whole.strip()
+    passages = [{"role": "user", "content": "[1] Rain fell.\n[2] The planet closest to the Sun is Mercury.\n"
+                                            "Question: Which planet is closest to the Sun?"}]
+    number = "".join(gen.stream(passages, max_tokens=4, grammar=number_grammar(2), prefix="Source: ["))  # type: ignore[call-arg]
+    assert number in ("1]", "2]")
 
 
 @pytest.mark.models

@@ -10,16 +10,18 @@ import pytest
 
 from rag import Pipeline, QueryError, Settings, build_index
 from rag.cite import best_support
-from rag.context import Passage, format_passages
+from rag.context import Passage, format_passages, passage_line
 from rag.dates import (
     annotate_relative,
     asks_about_present,
     is_date_line,
+    is_only_date,
     names_past_time,
     parse_as_of,
     resolve_relative,
     wants_recent,
 )
+from rag.text import split_sentences
 from rag.types import Chunk, Hit
 
 from .conftest import scripted_pipeline
@@ -173,6 +175,23 @@ def test_the_article_date_supports_a_when_answer() -> None:
     assert best_support(claim, _hit(hit.chunk.text, None), "When did the probe touch down?")[0] < 0.5
     shown = format_passages([Passage(1, hit, ((0, len(hit.chunk.text)),))])
     assert "24 August 2023" in shown and "on Wednesday (23 August 2023)" in shown
+
+
+def test_each_article_is_headed_once_above_its_passages() -> None:
+    text = "The ferry restarted on Friday. Tickets cost 4 euros. The mayor rode it."
+    ferry = Hit(chunk=Chunk("f-000", "f", text, 0, len(text)), score=1.0, rank=1, title="Island ferry back",
+                source="f.txt", published="2024-03-05")
+    dated = Hit(chunk=Chunk("d-000", "d", "Rain is due on Sunday.", 0, 22), score=0.5, rank=2,
+                title="March 4, 2024", source="d.txt", published="2024-03-04")  # a scraped page titled by its date
+    spans = split_sentences(text)
+    shown = format_passages([Passage(1, ferry, (spans[0],)), Passage(2, ferry, (spans[2],)),
+                             Passage(3, dated, ((0, 22),))])
+    assert shown.splitlines() == ["(Island ferry back, 5 March 2024)",
+                                  "[1] The ferry restarted on Friday (1 March 2024).", "[2] The mayor rode it.",
+                                  "(4 March 2024)", "[3] Rain is due on Sunday (3 March 2024)."]
+    assert passage_line(Passage(3, dated, ((0, 22),))) == "(4 March 2024) Rain is due on Sunday (3 March 2024)."
+    assert is_only_date("Sept. 5, 2022") and is_only_date("Mon, 3 Oct 2022 10:00")
+    assert not is_only_date("World Cup 2022 final") and not is_only_date("Budget 2023: what changes")
 
 
 def test_cli_rejects_a_bad_as_of_date(indexed: Settings) -> None:
