@@ -25,7 +25,7 @@ from .context import Passage
 from .dates import annotate_relative, format_day, is_calendar_word, iso_date, without_present_words
 from .embed import Embedder
 from .generate import _gbnf_literal, answer_grammar
-from .text import content_words
+from .text import content_words, foreign_stopwords
 from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
@@ -160,61 +160,54 @@ def locate(draft: Draft, passages: Sequence[Passage], question: str, *, min_shar
 
 _CAPITAL = re.compile(r"[A-Z\u00c0-\u00de][\w'\u2019.&-]*$")  # a capitalised word ("City", "O'Neil", "Kessel-2")
 _UNITS = frozenset("million millions billion billions trillion thousand percent crore lakh".split())
-_SHOUTED = re.compile(r"[A-Z]{2,}")  # "NBC" of "Port Vell, Elbonia NBC —", a scraped dateline
 _CURRENCY = re.compile(r"(?:[A-Z]{1,3})?[$€£¥₹]$")  # "$", "US$", "€" before an amount
+_OPENING = "\"'“‘«(["  # a quote or bracket that opens a name: the word it touches is the name's first
 
 
-def _joins_name(word: str, text: str, *, opens_sentence: bool = False) -> bool:
-    """May this word of the passage stand in a name beside the found words: capitalised, not a stop word ("The",
-    "In"), not a day or month, and not a possessive ("Elbonia's Port Rovers" names the club, not Elbonia)?
-    Nor is a word all in capitals ("Elbonia NBC"). A word that opens a sentence is capitalised anyway: it joins
-    only when the text never writes it in lowercase ("After" does not; "Harbour" of "Harbour City Gulls" does)."""
-    bare = word.rstrip(",;:.")
-    if not (_CAPITAL.match(bare) and content_words(bare) and not is_calendar_word(bare)
-            and not re.search(r"['\u2019]s$", bare) and not _SHOUTED.fullmatch(bare)):
-        return False
-    return not (opens_sentence and re.search(rf"(?<![\w]){re.escape(bare.lower())}(?![\w])", text))
+def _joins_name(word: str) -> bool:
+    """May this word of the passage stand in a name before the found words: capitalised, not a stop word ("The",
+    "In", "Pour"), not a day or month, and not a possessive ("Elbonia's Port Rovers" names the club, not
+    Elbonia)?"""
+    return bool(_CAPITAL.match(word) and content_words(word) and not is_calendar_word(word)
+                and word.lower() not in foreign_stopwords() and not re.search(r"['\u2019]s$", word))
 
 
 def widen(phrase: str, text: str) -> str:
-    """The found words widened to the whole name or amount they are part of in the passage's text: "Gulls" in
-    "…the Harbour City Gulls won…" → "Harbour City Gulls"; "4.2 million" in "…raised $4.2 million…" → "$4.2
-    million"; "7.5" in "…7.5 percent…" → "7.5 percent". Small models copy the shortest words, and a name cut
-    short is a weaker answer: the reader may know the club as the Harbour City Gulls. Only whole words next to
-    the found ones are added, so the answer keeps every word it had; the found words must stand in the text as
-    they are (case aside), else they come back unchanged."""
+    """The found words widened to the whole name or amount they end in the passage's text: "Gulls" in "…the
+    Harbour City Gulls won…" → "Harbour City Gulls"; "4.2 million" in "…raised $4.2 million…" → "$4.2 million";
+    "7.5" in "…7.5 percent…" → "7.5 percent". Small models copy the shortest words, and a name cut short is a
+    weaker answer: the reader may know the club as the Harbour City Gulls. Only whole words before the found
+    ones are added (and an amount's unit after them), so the answer keeps every word it had; a name is not run
+    on to the right, where the next capitalised words are often another name ("Harbour City Mayor Ana Ruiz").
+    The found words must stand in the text as they are (case aside), not inside a longer word or number, else
+    they come back unchanged."""
     phrase = phrase.strip()
-    match = re.search(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text, re.I) if phrase else None
+    match = re.search(rf"(?<![\w])(?<!\d[.,]){re.escape(phrase)}(?![\w])(?![.,]\d)", text, re.I) if phrase else None
     if not match:
         return phrase
-    left, right = text[:match.start()].split(" "), text[match.end():].split(" ")
-    # left[-1] and right[0] touch the phrase: "" when a space parts them
+    left, right = text[:match.start()], text[match.end():]
     before: list[str] = []
-    after: list[str] = []
-    if left[-1] == "" and phrase[0].isupper():
-        for i in range(len(left) - 2, -1, -1):
-            word = left[i]
-            opens = i == 0 or left[i - 1].endswith((".", "!", "?", ":", "\n"))
-            if word.endswith((",", ";", ":", ".")) or not _joins_name(word, text, opens_sentence=opens):
+    if phrase[0].isupper() and left[-1:].isspace():
+        words = left.split()
+        for i in range(len(words) - 1, -1, -1):
+            word, opened = words[i].lstrip(_OPENING), words[i][:1] in _OPENING
+            # a word that opens a sentence is capitalised anyway ("After", "Selon"): it never joins, unless a
+            # quote opens the name there
+            opens = (i == 0 or words[i - 1].endswith((".", "!", "?", ":"))) and not opened
+            if opens or word.endswith((",", ";", ":", ".", "”", "\"", ")")) or not _joins_name(word):
                 break
             before.insert(0, word)
-    # on to the right only from a name of two words or more, cut short ("Harbour City" of "Harbour City Gulls"):
-    # one word is often a whole name that goes on as an adjective ("Elbonia Constitutional amendment")
-    if right[0] == "" and " " in phrase and phrase[-1].isalnum() and _joins_name(phrase.split()[-1], text):
-        for word in right[1:]:
-            if not _joins_name(word, text):
-                break
-            after.append(word.rstrip(",;:."))
-            if word != after[-1]:  # a comma or the sentence's end closes the name
+            if opened:  # "“Harbour City Gulls”": the quote marks where the name begins
                 break
     if phrase[-1].isdigit():
-        if right[0] == "" and len(right) > 1 and right[1].rstrip(",;:.").lower() in _UNITS:
-            after = [right[1].rstrip(",;:.")]
-        elif right[0].startswith("%"):
+        unit = right.split(maxsplit=1)[0].rstrip(",;:.") if right[:1].isspace() and right.strip() else ""
+        if unit.lower() in _UNITS:
+            phrase = f"{phrase} {unit}"
+        elif right.startswith("%"):
             phrase += "%"
-    if phrase[0].isdigit() and (currency := _CURRENCY.search(left[-1])):
+    if phrase[0].isdigit() and (currency := _CURRENCY.search(left)):
         phrase = currency.group(0) + phrase
-    return " ".join([*before, phrase, *after])
+    return " ".join([*before, phrase])
 
 
 # Time words say when, not what: "this week" or "date" is in no passage's text, and is no topic of the question.

@@ -104,26 +104,26 @@ def select_context(question: str, hits: Sequence[Hit], embedder: Embedder, *, ma
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """The lines the model reads: each article's headline and date once, "(headline's first words, publication
-    date)", above its numbered passages "[n] text". Six of eight passages often come from one or two articles,
-    and a heading repeated on each costs ~12 prompt tokens a passage, read before the first word of the answer."""
-    lines, heading = [], None
+    """The lines the model reads: each article's headline and date, "(headline's first words, publication
+    date)", above its numbered passages "[n] text", once for each run of them. Six of eight passages often come
+    from one or two articles, and a heading repeated on each cost ~12 prompt tokens a passage, read before the
+    first word of the answer."""
+    lines, article = [], None
     for p in passages:
-        if (head := passage_head(p)) != heading:
-            heading = head
-            if head:
-                lines.append(f"({head})")
+        if p.hit.chunk.article_id != article:
+            article = p.hit.chunk.article_id
+            lines.append(f"({passage_head(p) or 'undated'})")
         lines.append(f"[{p.number}] {defuse_markers(p.shown_text)}")
     return "\n".join(lines)
 
 
 def passage_head(p: Passage) -> str:
     """"headline's first words, publication date" of a passage's article. A headline that gives orders is left
-    out, and so is one that is only a date (scraped pages often carry the date as their title)."""
-    title = " ".join(p.hit.title.split()[:6])
-    if is_instruction(p.hit.title) or is_only_date(p.hit.title):
-        title = ""
+    out, and so is one that only repeats the date (scraped pages often carry the date as their title)."""
     day = iso_date(p.hit.published)
+    title = " ".join(p.hit.title.split()[:6])
+    if is_instruction(p.hit.title) or (day and is_only_date(p.hit.title)):
+        title = ""
     return ", ".join(m for m in (defuse_markers(title), format_day(day) if day else "") if m)
 
 

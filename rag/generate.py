@@ -151,6 +151,9 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"llama.cpp could not load {model_path}: {exc}; is it a GGUF model?") from None
         self._chat_prompt = _template_formatter(llama_cpp, self._llm)
+        import jinja2  # llama-cpp-python's own dependency: its chat templates are Jinja
+
+        self._template_error = jinja2.TemplateError  # the template refused the messages ("roles must alternate")
         # llama.cpp reuses only the prompt it read last; the find step's second read is another conversation, so
         # without saved states every question read the system prompt again. A state is ~4.4 MB (the tokens used);
         # measured on the seed questions, time to first token fell by ~40%.
@@ -189,17 +192,17 @@ class LlamaCppGenerator:
         if self._chat_prompt is None:
             raise GenerationError(f"the local model {self.name} has no chat template of its own to continue a "
                                   "reply with")
-        prompt = self._chat_prompt(messages) + prefix
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)  # the template adds BOS
         try:
+            prompt = self._chat_prompt(messages) + prefix
+            tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)  # the template adds BOS
+            # (the reply ends at the model's end-of-turn token, as create_chat_completion's does)
             chunks = self._llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
-                                                 grammar=self._grammar(grammar), stream=True,
-                                                 stop=[self._llm._model.token_get_text(self._llm.token_eos())])
+                                                 grammar=self._grammar(grammar), stream=True)
             for chunk in chunks:
                 text = chunk["choices"][0].get("text")  # type: ignore[index,union-attr]
                 if isinstance(text, str) and text:
                     yield text
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, RuntimeError, self._template_error) as exc:
             raise GenerationError(f"the local model {self.name} failed: {one_line(exc)}; try a shorter question, "
                                   "or raise RAG_LLM_CONTEXT if the context window is too small") from None
 
@@ -277,6 +280,8 @@ class OffLock:
     """A generator that gives up a lock while it waits on a model server, and takes it again for what it
     returns: the caller holds the lock for the local models (embedder, index), which other questions may use
     meanwhile. Called without the lock, it calls straight through."""
+
+    prefills = False  # its stream() passes no prefix on (a server writes whole replies)
 
     def __init__(self, inner: Generator, lock: threading.RLock) -> None:  # an RLock: release() checks the owner
         self.inner, self._lock = inner, lock

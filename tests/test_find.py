@@ -153,19 +153,24 @@ def test_the_model_saying_none_is_final(indexed: Settings) -> None:
 
 
 def test_found_words_are_widened_to_the_whole_name_or_amount() -> None:
-    text = ("The Harbour City Gulls beat Elbonia's Port Rovers 3-1 on Friday. After Gulls scored, ticket sales raised "
-            "$4.2 million, 12% more than in March. Mayor Ana Ruiz said the club would add 2,000 seats.")
+    text = ("The Harbour City Gulls beat Elbonia's Port Rovers 3-1. After Gulls scored, ticket sales raised "
+            "$4.2 million from 4 sponsors, 12% more than in March. The town's Mayor Ana Ruiz said 2,000 seats would "
+            "be added.")
     assert widen("Gulls", text) == "Harbour City Gulls"  # the first "Gulls"; "The" is no part of the name
     assert widen("Rovers", text) == "Port Rovers"  # a possessive names another thing: "Elbonia's" stays out
-    assert widen("Harbour City", text) == "Harbour City Gulls"
-    assert widen("Elbonia", "Voters in Elbonia Constitutional Court elections") == "Elbonia"  # one word: not on
-    assert widen("4.2", text) == "$4.2 million" and widen("12", text) == "12%"
     assert widen("Ruiz", text) == "Mayor Ana Ruiz" and widen("2,000", text) == "2,000"
-    assert widen("Port Rovers", text) == "Port Rovers"  # "on Friday": a day is no part of a name
-    assert widen("Elbonia", "Port Vell, Elbonia NBC — The port reopened.") == "Elbonia"  # a scraped dateline
-    # a word opening a sentence joins only when the text never writes it in lowercase
-    assert widen("Gulls", "After Gulls scored, the crowd left after the match.") == "Gulls"
-    assert widen("Gulls", "Harbour Gulls scored. They won.") == "Harbour Gulls"
+    assert widen("4.2", text) == "$4.2 million" and widen("12", text) == "12%"
+    assert widen("4", text) == "4"  # "4 sponsors", not the 4 of "$4.2"
+    assert widen("2", "Seats cost $2,000 for 2 people.") == "2" and widen("7.5", "was 7.5 percent") == "7.5 percent"
+    # never on to the right, where the next capitals are often another name
+    assert widen("Harbour City", text) == "Harbour City"
+    assert widen("Elbonia", "in Elbonia Mayor Ana Ruiz said") == "Elbonia"
+    # a quote or bracket opens the name; a day, or a word opening a sentence, is no part of it
+    assert widen("Gulls", "Fans said “Harbour City Gulls” won") == "Harbour City Gulls"
+    assert widen("Gulls", "(Harbour City Gulls) won") == "Harbour City Gulls"
+    assert widen("Gulls", "On Tuesday Gulls won the cup.") == "Gulls"
+    assert widen("Ruiz", "Ana Ruiz spoke. She said so.") == "Ruiz"  # "Ana" opens the sentence
+    assert widen("Martin", "Selon Éric Martin, le pont est fermé.") == "Éric Martin"
     # words that do not stand in the text as they are come back unchanged, and so does lowercase
     assert widen("Gull", text) == "Gull" and widen("the crowd", text) == "the crowd"
 

@@ -190,6 +190,14 @@ def test_each_article_is_headed_once_above_its_passages() -> None:
                                   "[1] The ferry restarted on Friday (1 March 2024).", "[2] The mayor rode it.",
                                   "(4 March 2024)", "[3] Rain is due on Sunday (3 March 2024)."]
     assert passage_line(Passage(3, dated, ((0, 22),))) == "(4 March 2024) Rain is due on Sunday (3 March 2024)."
+    # an article with nothing to head it is not shown under the article before it; a date-only title with no
+    # publication date is the only date there is, so it stays
+    bare = Hit(chunk=Chunk("b-000", "b", "The bridge closed.", 0, 18), score=0.4, rank=3, title="", source="b.txt")
+    undated = Hit(chunk=Chunk("u-000", "u", "The pier opened.", 0, 16), score=0.3, rank=4, title="March 2, 2024",
+                  source="u.txt")
+    shown = format_passages([Passage(1, ferry, (spans[0],)), Passage(2, bare, ((0, 18),)),
+                             Passage(3, undated, ((0, 16),))])
+    assert shown.splitlines()[2:] == ["(undated)", "[2] The bridge closed.", "(March 2, 2024)", "[3] The pier opened."]
     assert is_only_date("Sept. 5, 2022") and is_only_date("Mon, 3 Oct 2022 10:00")
     assert not is_only_date("World Cup 2022 final") and not is_only_date("Budget 2023: what changes")
 
