@@ -184,8 +184,7 @@ class LlamaCppGenerator:
                 if isinstance(delta, str) and delta:
                     yield delta
         except (ValueError, RuntimeError) as exc:  # e.g. "Requested tokens (2693) exceed context window of 2048"
-            raise GenerationError(f"the local model {self.name} failed: {one_line(exc)}; try a shorter question, "
-                                  "or raise RAG_LLM_CONTEXT if the context window is too small") from None
+            raise self._failed(exc) from None
 
     def _continue(self, messages: Sequence[Message], prefix: str, *, max_tokens: int,
                   grammar: str | None) -> Iterator[str]:
@@ -203,8 +202,11 @@ class LlamaCppGenerator:
                 if isinstance(text, str) and text:
                     yield text
         except (ValueError, RuntimeError, self._template_error) as exc:
-            raise GenerationError(f"the local model {self.name} failed: {one_line(exc)}; try a shorter question, "
-                                  "or raise RAG_LLM_CONTEXT if the context window is too small") from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: BaseException) -> GenerationError:
+        return GenerationError(f"the local model {self.name} failed: {one_line(exc)}; try a shorter question, "
+                               "or raise RAG_LLM_CONTEXT if the context window is too small")
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, grammar: str | None = None) -> str:
         return "".join(self.stream(messages, max_tokens=max_tokens, grammar=grammar))
