@@ -13,10 +13,12 @@ checks their numbers and names instead.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from functools import lru_cache
 
+from .dates import WORLD_MONTH_RE, is_calendar_word, month_number
 from .embed import Embedder, is_multilingual
 from .guard import is_instruction
 from .languages import question_language, script_language
@@ -25,7 +27,6 @@ from .types import Hit
 
 SIM_FLOOR = 0.30  # cosine at which a cross-language claim has no support
 SIM_SPAN = 0.20  # cosine above the floor at which it has full support
-_NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)*)\s*([万亿])?")
 MISSING_NUMBER = 0.4  # a claim whose number is not in the window keeps this share of its score: below min_support
 _NAME = re.compile(r"[^\W\d_][\w'’-]*")
 
@@ -36,20 +37,51 @@ def text_language(text: str) -> str:
     return script_language(text) or question_language(text[:1000])
 
 
-def numbers(text: str) -> list[str]:
-    """The numbers of a text with thousands separators dropped ("1,935.3", "2 000", "52.000") and decimal commas
-    read as points ("2,8" → "2.8"); a Chinese 万 or 亿 after a number adds what it reads as in thousands, millions
-    and billions ("180万" → 1800000, 1800, 1.8)."""
+# Words that multiply the number before them: "9,5 Millionen" is 9500000 and so is "950万". A unit that reads
+# like one is left out ("3千米" is 3 km, not 3000 m).
+_MULTIPLIERS = {"万": 10_000, "亿": 100_000_000, "thousand": 1e3, "thousands": 1e3, "tausend": 1e3, "mil": 1e3,
+                "mille": 1e3, "million": 1e6, "millions": 1e6, "millionen": 1e6, "mio": 1e6, "mln": 1e6,
+                "millón": 1e6, "millones": 1e6, "billion": 1e9, "billions": 1e9, "bn": 1e9, "milliard": 1e9,
+                "milliards": 1e9, "milliarde": 1e9, "milliarden": 1e9, "mrd": 1e9}
+_LATIN_MULTIPLIER = "|".join(sorted((w for w in _MULTIPLIERS if w not in "万亿"), key=len, reverse=True))
+_MULTIPLIER = rf"(?:[万亿]|(?:{_LATIN_MULTIPLIER})(?![^\W\d_])\.?)"
+_NUMBER_UNIT = re.compile(rf"(\d+(?:[.,]\d+)*)((?:\s*{_MULTIPLIER})*)", re.I)
+_MULTIPLIER_WORD = re.compile(rf"[万亿]|{_LATIN_MULTIPLIER}", re.I)
+# a month's name beside a day or year: "18 de noviembre", "18. November", "Nov. 18", "mars 2024"
+_DATED_MONTH = re.compile(rf"\d\.?\s+(?:de\s+)?({WORLD_MONTH_RE})(?![^\W\d_])|(?<![^\W\d_])({WORLD_MONTH_RE})\.?\s+\d",
+                          re.I)
+# small numbers written as words, as articles write them ("a six-day blockage", "sechs Tage", "ocho minutos")
+_NUMBER_WORDS = {word: i for words in ("two three four five six seven eight nine ten eleven twelve",
+                                       "deux trois quatre cinq six sept huit neuf dix onze douze",
+                                       "zwei drei vier fünf sechs sieben acht neun zehn elf zwölf",
+                                       "dos tres cuatro cinco seis siete ocho nueve diez once doce")
+                 for i, word in enumerate(words.split(), start=2)}
+_NUMBER_WORD = re.compile(rf"(?<![^\W\d_])({'|'.join(_NUMBER_WORDS)})(?![^\W\d_])", re.I)
+
+
+def numbers(text: str, *, claim: bool = False) -> list[str]:
+    """The numbers a text states, so that they can be matched across languages and ways of writing them:
+    thousands separators dropped ("1,935.3", "2 000", "52.000"), decimal commas read as points ("2,8" → "2.8"),
+    an amount with a multiplier word as its value too ("9,5 Millionen" → 9.5 and 9500000, "180万" → 180 and
+    1800000), and a month named beside a day or year as its number ("18 de noviembre" → 18 and 11).
+
+    claim: the numbers a claim (or the found words) asserts: an amount with a multiplier counts as its value
+    alone ("846,000" is not "846 millions"). Else, for a passage, its small numbers written as words count too
+    ("six-day" → 6): there they can only add a match."""
     out = []
     text = re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3}(?!\d))", "", text)
     for match in _NUMBER_UNIT.finditer(text):
         n = match.group(1)
         n = re.sub(r"(?<=\d)[,.](?=\d{3}\b)", "", n) if re.search(r"[,.]\d{3}\b", n) else n
         n = n.replace(",", ".")
-        out.append(n)
-        if match.group(2):
-            value = float(n) * (10_000 if match.group(2) == "万" else 100_000_000)
-            out.extend(_plain(value / scale) for scale in (1, 1_000, 1_000_000, 1_000_000_000) if value / scale >= 1)
+        scale = math.prod(_MULTIPLIERS[w.lower()] for w in _MULTIPLIER_WORD.findall(match.group(2)))
+        if scale == 1 or not claim:
+            out.append(n)
+        if scale != 1:
+            out.append(_plain(round(float(n) * scale, 3)))
+    out.extend(str(month_number(m.group(1) or m.group(2))) for m in _DATED_MONTH.finditer(text))
+    if not claim:
+        out.extend(str(_NUMBER_WORDS[m.group(1).lower()]) for m in _NUMBER_WORD.finditer(text))
     return out
 
 
@@ -64,8 +96,8 @@ def cross_support(claim: str, hit: Hit, embedder: Embedder, question: str = "") 
     text = hit.chunk.text
     windows = _windows(text)
     sims = embedder.embed_documents([text[s:e] for s, e in windows]) @ embedder.embed_query(claim)
-    asked = set(numbers(question))
-    wanted = [n for n in numbers(claim) if n not in asked]
+    asked = set(numbers(question, claim=True))
+    wanted = [n for n in numbers(claim, claim=True) if n not in asked]
     dated = set(numbers(hit.published or ""))  # "3 May 2024" from 嫦娥六号于5月3日… of an article of 2024
     best = (0.0, 0, 0)
     for (start, end), sim in zip(windows, sims.tolist()):
@@ -87,12 +119,13 @@ def anchor_support(words: str, hit: Hit, question: str = "") -> tuple[float, int
     words: with USE, "Hans Müller" scored 1.0 for who runs the Feldberg observatory (Katrin Albrecht) with the
     question in front, and the right "6.5 metres" 0.26 for the Webb mirror."""
     text = hit.chunk.text
-    asked_numbers = set(numbers(question))
-    wanted = [n for n in dict.fromkeys(numbers(words)) if n not in asked_numbers]
+    asked_numbers = set(numbers(question, claim=True))
+    wanted = [n for n in dict.fromkeys(numbers(words, claim=True)) if n not in asked_numbers]
     if script_language(text) in ("zh", "ja", "ko"):
         names = set(split_bigrams(words)[0])
     else:
-        names = {_fold(w) for m in _NAME.finditer(words) if m.group()[0].isupper() for w in content_words(m.group())}
+        names = {_fold(w) for m in _NAME.finditer(words) if m.group()[0].isupper() and not is_calendar_word(m.group())
+                 for w in content_words(m.group())}
     names -= {_fold(w) for w in content_words(question)}
     if not wanted and not names:
         return 0.0, 0, 0

@@ -18,6 +18,8 @@ Date = dt.date
 
 _EN_MONTHS = "january february march april may june july august september october november december".split()
 _FR_MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
+_DE_MONTHS = "januar februar märz april mai juni juli august september oktober november dezember".split()
+_ES_MONTHS = "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split()
 
 # ---------------------------------------------------------------- as-of
 
@@ -53,6 +55,9 @@ _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS.update({"sept": 9})
 _ALL_MONTHS = {**_MONTHS, **{m: i + 1 for i, m in enumerate(_FR_MONTHS)}}
 _MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
+# months of the languages the answers are checked across (crosscheck.numbers); dates are parsed in English and French
+_WORLD_MONTHS = {**_ALL_MONTHS, **{m: i + 1 for months in (_DE_MONTHS, _ES_MONTHS) for i, m in enumerate(months)}}
+WORLD_MONTH_RE = "|".join(sorted(_WORLD_MONTHS, key=len, reverse=True))
 _DATE_PATTERNS = (
     (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
     (re.compile(r"\b((?:19|20)\d\d)/(\d{1,2})/(\d{1,2})\b"), ("y", "m", "d")),
@@ -173,8 +178,13 @@ _RELATIVE = re.compile(
 
 
 def is_calendar_word(word: str) -> bool:
-    """A day or month name ("Tuesday", "mars"): a date's word, never part of a name beside it."""
-    return word.lower() in _WEEKDAYS or word.lower() in _ALL_MONTHS
+    """A day or month name ("Tuesday", "mars", "noviembre"): a date's word, never part of a name beside it."""
+    return word.lower() in _WEEKDAYS or word.lower() in _WORLD_MONTHS
+
+
+def month_number(word: str) -> int | None:
+    """1-12 for a month's name in English, French, German or Spanish, or an English abbreviation ("Sept.")."""
+    return _WORLD_MONTHS.get(word.lower().rstrip("."))
 
 
 _ZH_WEEKDAYS = {ch: i for i, ch in enumerate("一二三四五六日")} | {"天": 6}

@@ -212,7 +212,33 @@ def test_a_claim_in_another_language_is_checked_by_meaning_and_numbers() -> None
     wrong = "Chang'e-6 brought back 1,731 grams of lunar samples [1]."
     assert cite(wrong, passages, question=question, embedder=NumberEmbedder())[3]
     assert numbers("1,935.3 grams, 2 000 tonnes, 2,8 km in 2024") == ["1935.3", "2000", "2.8", "2024"]
-    assert {"1800000", "1.8"} <= set(numbers("馆藏图书约180万册"))
+
+
+def test_numbers_match_across_multiplier_words_months_and_number_words() -> None:
+    """An amount is its value in any language's words, a month named beside a day is its number, and a passage's
+    small numbers written as words count; a claim's amount counts as its value alone, so a wrong scale fails."""
+    assert set(numbers("1.2 million readers", claim=True)) <= set(numbers("读者约120万人"))
+    assert set(numbers("7,200,000 €", claim=True)) <= set(numbers("Der Umbau kostet 7,2 Millionen Euro"))
+    assert set(numbers("un coste de 2.000 millones")) == {"2000", "2000000000"}
+    assert numbers("2 mil millones", claim=True) == ["2000000000"]
+    assert set(numbers("412,000 euros", claim=True)).isdisjoint(numbers("412 millions d'euros"))
+    assert set(numbers("9 March 2023", claim=True)) <= set(numbers("inaugurado el 9 de marzo de 2023"))
+    assert "3" not in numbers("Mars is red", claim=True)  # a month's name counts beside a day or year only
+    assert "5" in numbers("Die fünf Fähren fahren stündlich") and "5" not in numbers("fünf Fähren", claim=True)
+
+
+def test_the_find_step_accepts_words_written_as_another_language_writes_them() -> None:
+    """Found words the model wrote its own way ("8,000,000 yuan" for 800万元, "21 June" for 6月21日) pass the
+    check across languages; the same words at another scale, or another day, do not."""
+    text = "据介绍，新渡口于6月21日启用，总投资800万元。"
+    zh = [Passage(1, _hit(text), ((0, len(text)),))]
+    question = "How much did the new ferry pier cost?"
+    for words in ("8,000,000 yuan", "8 million yuan", "800万元"):
+        assert check(Draft(1, words), zh, question, foreign={1})[1] is None, words
+    assert check(Draft(1, "8,000 yuan"), zh, question, foreign={1})[1] == "absent"
+    when = "When did the new ferry pier open?"
+    assert check(Draft(1, "21 June"), zh, when, foreign={1})[1] is None
+    assert check(Draft(1, "21 July"), zh, when, foreign={1})[1] == "absent"
 
 
 def test_chinese_questions_find_chinese_words_by_trigrams(tmp_path: Path) -> None:
