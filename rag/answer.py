@@ -31,6 +31,8 @@ from .types import Citation, Sentence
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
 REDRAFT = "\n"  # streamed between drafts: what the reader saw of the rejected one is replaced by the next
 SECOND_READ_GRAMMAR = "\n".join(['root ::= "Answer: " phrase', "phrase ::= [^\\n] [^\\n]{0,100}"])
+SECOND_READ_PREFIX = "Answer:"
+SECOND_READ_WORDS = "\n".join(['root ::= " " phrase', "phrase ::= [^\\n ] [^\\n]{0,100}"])  # after the prefix
 SECOND_READ_TOKENS = 40
 _DRAFT = re.compile(r"Source: \[(\d{1,3})\]\s*Answer:\s*(.*)", re.S)
 
@@ -383,8 +385,14 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
 
 def _confirmed(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],
                draft: Draft, question: str, agree: bool) -> bool:
-    passage = next(p for p in passages if p.number == draft.number)
-    reply = generator.generate(second_read(passage), max_tokens=SECOND_READ_TOKENS, grammar=SECOND_READ_GRAMMAR)
+    """Does the same model, reading the draft's passage alone, find an answer (the same one, with agree)? A
+    generator that prefills is handed "Answer:" and writes only the words, which come sooner."""
+    messages = second_read(next(p for p in passages if p.number == draft.number))
+    if getattr(generator, "prefills", False):
+        reply = SECOND_READ_PREFIX + "".join(generator.stream(messages, max_tokens=SECOND_READ_TOKENS,
+                                                              grammar=SECOND_READ_WORDS, prefix=SECOND_READ_PREFIX))
+    else:
+        reply = generator.generate(messages, max_tokens=SECOND_READ_TOKENS, grammar=SECOND_READ_GRAMMAR)
     return second_read_finds(reply) and (not agree or same_answer(draft.phrase, reply, question))
 
 

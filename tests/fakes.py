@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rag.answer import SECOND_READ_GRAMMAR
+from rag.answer import SECOND_READ_GRAMMAR, SECOND_READ_WORDS
 from rag.text import count_words
 
 
@@ -75,7 +75,8 @@ class ScriptedGenerator:
             raise ValueError(f"Requested tokens ({prompt + max_tokens}) exceed context window of {n_ctx}")
         self.calls.append(list(messages))
         self.grammars.append(grammar)
-        if grammar == SECOND_READ_GRAMMAR and not (self.replies and self.replies[0].startswith("Answer:")):
+        second_read = grammar in (SECOND_READ_GRAMMAR, SECOND_READ_WORDS)
+        if second_read and not (self.replies and self.replies[0].startswith("Answer:")):
             return "Answer: confirmed"  # a second read the test did not script finds the answer again
         if not self.replies:
             raise AssertionError("ScriptedGenerator was called more often than the test expected")

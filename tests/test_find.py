@@ -9,6 +9,8 @@ import pytest
 from rag import NO_ANSWER, Answer, Pipeline, Settings
 from rag.answer import (
     SECOND_READ_GRAMMAR,
+    SECOND_READ_PREFIX,
+    SECOND_READ_WORDS,
     Draft,
     absent_name,
     answer_pieces,
@@ -199,3 +201,17 @@ def test_a_model_that_writes_on_from_a_prefix_writes_only_the_number_and_the_wor
     assert "Source" not in shown and "42 Roman gold coins" in shown  # the reader sees the words only
     retry = gen.calls[1]
     assert retry[-2] == {"role": "assistant", "content": "Source: [1]\nAnswer: the museum"}
+
+
+def test_a_model_that_writes_on_from_a_prefix_is_handed_the_second_reads_answer_word(indexed: Settings) -> None:
+    """The second read's "Answer:" is given too; its "none" still refuses, and its words still confirm."""
+    settings = indexed.replace(min_dense_score=0.0)
+    gen = PrefillingGenerator(["Source: [1]\nAnswer: 42 Roman gold coins", "Answer: none",
+                               "Source: [1]\nAnswer: none"])
+    pipeline = Pipeline(settings, embedder=HashEmbedder(), generator=gen)
+    assert pipeline.ask(QUESTION).refused
+    assert gen.prefixes[2] == SECOND_READ_PREFIX and gen.grammars[2] == SECOND_READ_WORDS
+    assert len(gen.calls[1]) == 1 and "gold coins" in gen.calls[1][0]["content"]  # the passage alone
+    gen = PrefillingGenerator(["Source: [1]\nAnswer: 42 Roman gold coins", "Answer: gold coins"])
+    pipeline = Pipeline(settings.replace(second_read="agree"), embedder=HashEmbedder(), generator=gen)
+    assert not pipeline.ask(QUESTION).refused and gen.prefixes == ["Source: [", "Source: [1]\nAnswer:", "Answer:"]
