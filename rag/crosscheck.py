@@ -18,7 +18,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from .dates import WORLD_MONTH_RE, is_calendar_word, month_number
+from .dates import WORLD_MONTH_RE, is_calendar_word, iso_date, month_number
 from .embed import Embedder, is_multilingual
 from .guard import is_instruction
 from .languages import question_language, script_language
@@ -39,16 +39,21 @@ def text_language(text: str) -> str:
 
 # Words that multiply the number before them: "9,5 Millionen" is 9500000 and so is "950万". A unit that reads
 # like one is left out ("3千米" is 3 km, not 3000 m).
-_MULTIPLIERS = {"万": 10_000, "亿": 100_000_000, "thousand": 1e3, "thousands": 1e3, "tausend": 1e3, "mil": 1e3,
-                "mille": 1e3, "million": 1e6, "millions": 1e6, "millionen": 1e6, "mio": 1e6, "mln": 1e6,
-                "millón": 1e6, "millones": 1e6, "billion": 1e9, "billions": 1e9, "bn": 1e9, "milliard": 1e9,
-                "milliards": 1e9, "milliarde": 1e9, "milliarden": 1e9, "mrd": 1e9}
-_LATIN_MULTIPLIER = "|".join(sorted((w for w in _MULTIPLIERS if w not in "万亿"), key=len, reverse=True))
-_MULTIPLIER = rf"(?:[万亿]|(?:{_LATIN_MULTIPLIER})(?![^\W\d_])\.?)"
+_MULTIPLIERS = {"万": 10_000, "萬": 10_000, "亿": 100_000_000, "億": 100_000_000, "thousand": 1e3, "thousands": 1e3,
+                "tausend": 1e3, "tsd": 1e3, "mil": 1e3, "mille": 1e3, "million": 1e6, "millions": 1e6, "millionen": 1e6,
+                "mio": 1e6, "mill": 1e6, "mln": 1e6, "m€": 1e6, "millón": 1e6, "millones": 1e6, "billion": 1e9,
+                "billions": 1e9, "bn": 1e9, "milliard": 1e9, "milliards": 1e9, "milliarde": 1e9, "milliarden": 1e9,
+                "mrd": 1e9, "mds": 1e9, "md€": 1e9, "millardos": 1e9}
+_CJK_MULTIPLIER = "[万萬亿億]"
+_LATIN_MULTIPLIER = "|".join(sorted((w for w in _MULTIPLIERS if not re.fullmatch(_CJK_MULTIPLIER, w)), key=len,
+                                    reverse=True))
+_MULTIPLIER = rf"(?:{_CJK_MULTIPLIER}|(?:{_LATIN_MULTIPLIER})(?![^\W\d_])\.?)"
 _NUMBER_UNIT = re.compile(rf"(\d+(?:[.,]\d+)*)((?:\s*{_MULTIPLIER})*)", re.I)
-_MULTIPLIER_WORD = re.compile(rf"[万亿]|{_LATIN_MULTIPLIER}", re.I)
+_MULTIPLIER_WORD = re.compile(rf"{_CJK_MULTIPLIER}|{_LATIN_MULTIPLIER}", re.I)
 # a month's name beside a day or year: "18 de noviembre", "18. November", "Nov. 18", "mars 2024"
-_DATED_MONTH = re.compile(rf"\d\.?\s+(?:de\s+)?({WORLD_MONTH_RE})(?![^\W\d_])|(?<![^\W\d_])({WORLD_MONTH_RE})\.?\s+\d",
+# a month's name beside a day or year: "18 de noviembre", "18. November", "Nov. 18", "mars 2024" (not "10,000 march")
+_DATED_MONTH = re.compile(rf"(?<![\d.,])\d{{1,2}}\.?\s+(?:de\s+)?({WORLD_MONTH_RE})(?![^\W\d_])"
+                          rf"|(?<![^\W\d_])({WORLD_MONTH_RE})\.?\s+(?:\d{{1,2}}(?![\d.,]?\d)|(?:19|20)\d\d(?!\d))",
                           re.I)
 # small numbers written as words, as articles write them ("a six-day blockage", "sechs Tage", "ocho minutos")
 _NUMBER_WORDS = {word: i for words in ("two three four five six seven eight nine ten eleven twelve",
@@ -86,7 +91,7 @@ def numbers(text: str, *, claim: bool = False) -> list[str]:
 
 
 def _plain(value: float) -> str:
-    return f"{value:.0f}" if value.is_integer() else f"{value:.6g}"
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def cross_support(claim: str, hit: Hit, embedder: Embedder, question: str = "") -> tuple[float, int, int]:
@@ -98,7 +103,7 @@ def cross_support(claim: str, hit: Hit, embedder: Embedder, question: str = "") 
     sims = embedder.embed_documents([text[s:e] for s, e in windows]) @ embedder.embed_query(claim)
     asked = set(numbers(question, claim=True))
     wanted = [n for n in numbers(claim, claim=True) if n not in asked]
-    dated = set(numbers(hit.published or ""))  # "3 May 2024" from 嫦娥六号于5月3日… of an article of 2024
+    dated = _dated(hit)  # "3 May 2024" from 嫦娥六号于5月3日… of an article of 2024
     best = (0.0, 0, 0)
     for (start, end), sim in zip(windows, sims.tolist()):
         score = min(1.0, max(0.0, (float(sim) - SIM_FLOOR) / SIM_SPAN))
@@ -124,12 +129,13 @@ def anchor_support(words: str, hit: Hit, question: str = "") -> tuple[float, int
     if script_language(text) in ("zh", "ja", "ko"):
         names = set(split_bigrams(words)[0])
     else:
-        names = {_fold(w) for m in _NAME.finditer(words) if m.group()[0].isupper() and not is_calendar_word(m.group())
+        names = {_fold(w) for m in _NAME.finditer(words) if m.group()[0].isupper()
+                 and not (is_calendar_word(m.group()) or month_number(m.group()))
                  for w in content_words(m.group())}
     names -= {_fold(w) for w in content_words(question)}
     if not wanted and not names:
         return 0.0, 0, 0
-    dated = set(numbers(hit.published or ""))
+    dated = _dated(hit)
     best = (0.0, 0, 0)
     for start, end in _windows(text):
         have_numbers = set(numbers(text[start:end])) | dated
@@ -141,6 +147,12 @@ def anchor_support(words: str, hit: Hit, question: str = "") -> tuple[float, int
         if score > best[0] + 1e-9:  # the shorter window wins a tie
             best = (score, start, end)
     return best
+
+
+def _dated(hit: Hit) -> set[str]:
+    """The year, month and day of the article's date, as a claim writes them ("5", not "05")."""
+    day = iso_date(hit.published)
+    return {str(day.year), str(day.month), str(day.day)} if day else set()
 
 
 def _windows(text: str) -> list[tuple[int, int]]:

@@ -56,7 +56,8 @@ _MONTHS.update({"sept": 9})
 _ALL_MONTHS = {**_MONTHS, **{m: i + 1 for i, m in enumerate(_FR_MONTHS)}}
 _MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
 # months of the languages the answers are checked across (crosscheck.numbers); dates are parsed in English and French
-_WORLD_MONTHS = {**_ALL_MONTHS, **{m: i + 1 for months in (_DE_MONTHS, _ES_MONTHS) for i, m in enumerate(months)}}
+_WORLD_MONTHS = {**_ALL_MONTHS, **{m: i + 1 for months in (_DE_MONTHS, _ES_MONTHS) for i, m in enumerate(months)},
+                 "janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12, "okt": 10, "dez": 12, "ene": 1, "dic": 12}
 WORLD_MONTH_RE = "|".join(sorted(_WORLD_MONTHS, key=len, reverse=True))
 _DATE_PATTERNS = (
     (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
@@ -178,12 +179,13 @@ _RELATIVE = re.compile(
 
 
 def is_calendar_word(word: str) -> bool:
-    """A day or month name ("Tuesday", "mars", "noviembre"): a date's word, never part of a name beside it."""
-    return word.lower() in _WEEKDAYS or word.lower() in _WORLD_MONTHS
+    """A day or month name in English or French ("Tuesday", "mars"): a date's word, never part of a name beside it.
+    (German and Spanish months are left out: "Mayo Clinic", "Julio Iglesias".)"""
+    return word.lower() in _WEEKDAYS or word.lower() in _ALL_MONTHS
 
 
 def month_number(word: str) -> int | None:
-    """1-12 for a month's name in English, French, German or Spanish, or an English abbreviation ("Sept.")."""
+    """1-12 for a month's name in English, French, German or Spanish, or its abbreviation ("Sept.", "déc.")."""
     return _WORLD_MONTHS.get(word.lower().rstrip("."))
 
 

@@ -193,6 +193,9 @@ class PrefillingGenerator(ScriptedGenerator):
             yield from super().stream(messages, max_tokens=max_tokens, grammar=grammar)
             return
         self.prefixes.append(prefix)
+        if grammar == SECOND_READ_WORDS:  # a second read, scripted or not (ScriptedGenerator._next)
+            yield from re.findall(r"\s*\S+", self._next(messages, grammar, max_tokens)[len(prefix):])
+            return
         reply = self.replies[0]
         assert reply.startswith(prefix), f"the scripted reply {reply!r} does not go on from {prefix!r}"
         rest = reply[len(prefix):]

@@ -72,6 +72,11 @@ def test_a_passage_that_says_nothing_of_what_is_asked_does_not_answer_it() -> No
     assert check(Draft(1, "Maria Olsen"), chair, "Who opened the pier?")[1] is None
 
 
+def test_widening_keeps_names_that_read_like_another_languages_month() -> None:
+    assert widen("Clinic", "Doctors at the Mayo Clinic said so.") == "Mayo Clinic"
+    assert widen("Iglesias", "The singer Julio Iglesias sang.") == "Julio Iglesias"
+
+
 def test_a_second_read_of_the_passage_alone_must_find_an_answer(indexed: Settings) -> None:
     pipeline, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
                                       "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: none",

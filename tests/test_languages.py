@@ -225,6 +225,11 @@ def test_numbers_match_across_multiplier_words_months_and_number_words() -> None
     assert set(numbers("9 March 2023", claim=True)) <= set(numbers("inaugurado el 9 de marzo de 2023"))
     assert "3" not in numbers("Mars is red", claim=True)  # a month's name counts beside a day or year only
     assert "5" in numbers("Die fünf Fähren fahren stündlich") and "5" not in numbers("fünf Fähren", claim=True)
+    assert numbers("About 10,000 march in the capital", claim=True) == ["10000"]  # a crowd, not a month
+    assert set(numbers("18 December", claim=True)) <= set(numbers("le 18 déc. au soir"))  # abbreviated months
+    assert set(numbers("9.5 million euros", claim=True)) <= set(numbers("Le chantier coûtera 9,5 M€."))
+    assert set(numbers("30,000 people", claim=True)) <= set(numbers("約3萬人"))  # traditional characters
+    assert numbers("1.2345678 million", claim=True) == ["1234567.8"]
 
 
 def test_the_find_step_accepts_words_written_as_another_language_writes_them() -> None:
@@ -239,6 +244,9 @@ def test_the_find_step_accepts_words_written_as_another_language_writes_them() -
     when = "When did the new ferry pier open?"
     assert check(Draft(1, "21 June"), zh, when, foreign={1})[1] is None
     assert check(Draft(1, "21 July"), zh, when, foreign={1})[1] == "absent"
+    dated = Hit(chunk=Chunk(id="a9-000", article_id="a9", text="新渡口于21日启用。", start=0, end=10), score=1.0,
+                rank=1, title="t", source="9.txt", published="2024-06-21")
+    assert anchor_support("21 June", dated, when)[0] == 1.0  # the month from the article's date, "6" not "06"
 
 
 def test_chinese_questions_find_chinese_words_by_trigrams(tmp_path: Path) -> None:
