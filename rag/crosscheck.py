@@ -50,7 +50,6 @@ _LATIN_MULTIPLIER = "|".join(sorted((w for w in _MULTIPLIERS if not re.fullmatch
 _MULTIPLIER = rf"(?:{_CJK_MULTIPLIER}|(?:{_LATIN_MULTIPLIER})(?![^\W\d_])\.?)"
 _NUMBER_UNIT = re.compile(rf"(\d+(?:[.,]\d+)*)((?:\s*{_MULTIPLIER})*)", re.I)
 _MULTIPLIER_WORD = re.compile(rf"{_CJK_MULTIPLIER}|{_LATIN_MULTIPLIER}", re.I)
-# a month's name beside a day or year: "18 de noviembre", "18. November", "Nov. 18", "mars 2024"
 # a month's name beside a day or year: "18 de noviembre", "18. November", "Nov. 18", "mars 2024" (not "10,000 march")
 _DATED_MONTH = re.compile(rf"(?<![\d.,])\d{{1,2}}\.?\s+(?:de\s+)?({WORLD_MONTH_RE})(?![^\W\d_])"
                           rf"|(?<![^\W\d_])({WORLD_MONTH_RE})\.?\s+(?:\d{{1,2}}(?![\d.,]?\d)|(?:19|20)\d\d(?!\d))",
