@@ -479,9 +479,13 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
             finally:
                 pipeline.close()
             updates = [time_one_update(index_dir, doc_embedder) for _ in range(3)]
-            say("  re-index of 1 changed article (Builder: delete it, add it again, commit), median of 3: "
-                f"{float(np.median([u['total'] for u in updates])):.2f} s; steps of the median run: "
+            say("  re-index of 1 changed article (Builder: delete it, add it again, commit; a delta file), median "
+                f"of 3: {float(np.median([u['total'] for u in updates])):.2f} s; steps of the median run: "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(updates, key=lambda u: u['total'])[1].items()))
+            compaction = time_one_update(index_dir, doc_embedder, compact=True)
+            say(f"  the same update folding the deltas into a new FAISS base (one update does, each time "
+                f"{faiss_index_share()}): {compaction['total']:.2f} s; steps: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in compaction.items() if k != "total"))
             if args.query_embedder != "minilm":  # a fresh process loads the embedder the index names
                 continue
             (Path(tmp) / "questions.json").write_text(json.dumps(questions))
@@ -500,16 +504,24 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
                 folder_gib = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**30
                 say(f"  a fresh process serving it ({manifest['faiss']['type']}"
                     f"{'-' + codec if manifest['faiss']['type'] == 'ivf' else ''}; the chat's Pipeline, real MiniLM "
-                    f"questions): {served}; on disk {gen_gib:.2f} GiB a generation, {folder_gib:.2f} GiB the folder "
-                    "(with the previous generation, kept for readers)")
+                    f"questions): {served}; on disk {gen_gib:.2f} GiB a generation, {folder_gib:.2f} GiB the folder")
     return rows
 
 
-def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
+def faiss_index_share() -> str:
+    """How often an update folds the deltas into a new base, in words."""
+    from rag.vector_files import COMPACT_SHARE
+
+    return f"another {COMPACT_SHARE:.0%} of the index's chunks have changed"
+
+
+def time_one_update(index_dir: Path, embedder: Embedder, compact: bool = False) -> dict[str, float]:
     """What an indexing run that changed one article costs the store, past reading and embedding it: one
     article deleted and added again (same chunks and vectors) through rag.builder.Builder, then committed.
-    Seconds, in all and between the builder's steps (its fault points)."""
+    Seconds, in all and between the builder's steps (its fault points). compact: this update writes a new FAISS
+    base with the deltas folded in, as one does each time the deltas reach COMPACT_SHARE of the index."""
     from rag import builder as rag_builder
+    from rag import vector_files
     from rag.manifest import SQLITE, read_manifest
     from rag.store import connect
     from rag.types import Article, Chunk
@@ -529,8 +541,9 @@ def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
     chunks = [Chunk(p[0], p[1], p[2], p[3], p[4]) for p in parts]
     vectors = np.frombuffer(b"".join(p[5] for p in parts), dtype=np.float32).reshape(len(parts), -1)
     marks: list[tuple[str, float]] = [("start", time.perf_counter())]
-    real_fault_point = rag_builder.fault_point
+    real_fault_point, share = rag_builder.fault_point, vector_files.COMPACT_SHARE
     rag_builder.fault_point = lambda step: marks.append((step, time.perf_counter()))  # type: ignore[assignment]
+    vector_files.COMPACT_SHARE = 0.0 if compact else share
     try:
         builder = store_builder(index_dir, embedder)
         builder.remove_article(article.id)
@@ -542,6 +555,7 @@ def time_one_update(index_dir: Path, embedder: Embedder) -> dict[str, float]:
         marks.append(("done", time.perf_counter()))
     finally:
         rag_builder.fault_point = real_fault_point  # type: ignore[assignment]
+        vector_files.COMPACT_SHARE = share
     steps: dict[str, float] = {}
     for (_, before), (step, t) in zip(marks, marks[1:]):  # a step met twice (a second old generation) adds up
         steps[f"to {step}"] = steps.get(f"to {step}", 0.0) + t - before

@@ -82,7 +82,8 @@ def index_info(settings: Settings | None = None, *, check: bool = False) -> dict
         return {"index_dir": str(settings.index_dir), **read_manifest(settings.index_dir)}
     store = Store(settings.index_dir)
     store.close()
-    return {"index_dir": str(settings.index_dir), **store.manifest, "health": "ok"}
+    return {"index_dir": str(settings.index_dir), **store.manifest,
+            "vector_files": [store.state["base"], *store.state["deltas"]], "health": "ok"}
 
 
 class Pipeline:

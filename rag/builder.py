@@ -1,10 +1,20 @@
-"""Writing an index: one build applies its changes to a copy of the live generation, then swaps it in.
+"""Writing an index: an update changes the live generation in place, in one SQLite transaction; a first build
+or a --rebuild writes a new generation and swaps it in.
 
-A build copies the live generation into `gen-000008.tmp/`, applies its changes there, renames it to
-`gen-000008/` and only then swaps manifest.json (manifest.py describes the folder). A kill at any point
-leaves the old manifest pointing at the old, complete generation. Every build numbers its generation above
-every folder on disk and removes the folders no manifest names: half-written `.tmp`, renamed but never
-swapped in, half-deleted `.old`. One writer at a time: the second is refused at once (IndexBusyError).
+An update (the usual `rag index` run, an upload or a removal in the chat) does work in proportion to what
+changed: its rows go into the live database (WAL mode: readers keep reading the last committed state) and its
+vectors into a small delta file beside the FAISS base (vector_files.py). The delta is written first, then the
+transaction that names it commits: that commit is the moment the update is live. A kill before it leaves the
+database as it was (SQLite rolls the transaction back) and a delta file nobody names, which the next writer
+removes; a kill after it leaves the update live and, at worst, manifest.json's counts one update behind,
+which the next writer rewrites.
+
+A first build, a --rebuild, or an index of format 2 being brought to format 3 writes `gen-000008.tmp/`,
+renames it to `gen-000008/` and only then swaps manifest.json (manifest.py describes the folder). A kill at
+any point leaves the old manifest pointing at the old, complete generation. Such a build numbers its
+generation above every folder on disk and removes the folders no manifest names: half-written `.tmp`,
+renamed but never swapped in, half-deleted `.old`. One writer at a time: the second is refused at once
+(IndexBusyError).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,7 +31,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from . import faiss_index
+from . import faiss_index, vector_files
 from .config import check_ivf_codec
 from .errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .lexical import TOKENIZE, TRIGRAM_SCHEMA, TRIGRAM_TABLE, count_terms, fts_text, track_changes, update_terms
@@ -32,6 +43,7 @@ from .manifest import (
     VECTORS,
     check_files,
     check_manifest,
+    damaged,
     fault_point,
     fsync_dir,
     live_generation,
@@ -43,6 +55,7 @@ from .text import has_cjk
 from .types import Article, Chunk
 
 SCHEMA = f"""
+{vector_files.META_SCHEMA}
 CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, article_ids TEXT);
 CREATE TABLE IF NOT EXISTS articles(id TEXT PRIMARY KEY, title TEXT, text TEXT, source TEXT, published TEXT,
                                     language TEXT, url TEXT, sha256 TEXT);
@@ -95,30 +108,17 @@ class Builder:
                     "Rebuild with --rebuild, or restore the chunk settings."
                 )
         self.previous = previous
-        if keep_codec and previous and previous.get("faiss", {}).get("type") == "ivf":
-            self.ivf_codec = faiss_index.ivf_codec(previous["faiss"])
         if previous and previous.get("embedder", {}).get("documents"):  # how the kept vectors were computed
             self.embedder["documents"] = previous["embedder"]["documents"]
-        # the generation readers may be opening now; kept (even by --rebuild) until the build after this one
-        self.live = previous["generation"] if previous else live_generation(self.index_dir)
-        self.generation = f"gen-{next_generation_number(self.index_dir, self.live):06d}"
-        self._remove_unnamed_generations()
-        self.tmp_dir = self.index_dir / (self.generation + ".tmp")
-        self.db_path = self.tmp_dir / SQLITE
-        if previous:
-            live_dir = self.index_dir / previous["generation"]
-            check_files(self.index_dir, live_dir, previous)
-            conn = connect(live_dir / SQLITE, readonly=True)
-            try:
-                check_sqlite(conn, self.index_dir, live_dir / SQLITE, previous)
-            finally:
-                conn.close()
-            self.db_path = live_dir / SQLITE  # a damaged page met later names the file it was copied from
-        self.tmp_dir.mkdir()
-        if previous:
-            shutil.copyfile(self.db_path, self.tmp_dir / SQLITE)
-        fault_point("copied")
-        self.db = connect(self.tmp_dir / SQLITE, readonly=False)
+        # an index of this format is updated in place; a new one, a rebuild or an older format gets a new generation
+        self.in_place = previous is not None and previous.get("format_version") == FORMAT_VERSION
+        if self.in_place:
+            assert previous is not None
+            self._open_live(previous)
+        else:
+            self._open_new(previous)
+        if keep_codec and self.state["faiss"].get("type") == "ivf":
+            self.ivf_codec = faiss_index.ivf_codec(self.state["faiss"])
         self.db.execute("PRAGMA secure_delete=ON")  # a removed article's text leaves the file, VACUUM or not
         self.db.executescript(SCHEMA)
         # term_df follows the changed chunks alone when the previous generation has it (lexical.update_terms)
@@ -128,6 +128,59 @@ class Builder:
             track_changes(self.db)
         self.removed_rowids: list[int] = []
         self.added: list[tuple[int, np.ndarray]] = []
+        # rowids are never reused, so that a reader holding older vectors never takes one chunk for another
+        top = self.db.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
+        self.next_rowid = max(int(self.state.get("max_rowid") or 0), int(top)) + 1
+
+    def _open_live(self, previous: dict[str, Any]) -> None:
+        """An update: the live generation's database, opened for writing, after the cheap checks a reader makes."""
+        self.live = self.generation = previous["generation"]
+        self.gen_dir = self.index_dir / self.generation
+        self.db_path = self.gen_dir / SQLITE
+        check_files(self.index_dir, self.gen_dir, previous)  # before connecting, which would create a missing file
+        try:
+            self.db = connect(self.db_path, readonly=False)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.index_dir, self.db_path, str(exc)) from None
+        try:
+            self.state = self._read_state(previous)
+            check_sqlite(self.db, self.index_dir, self.db_path, self.state.get("ntotal"))
+            vector_files.check(self.index_dir, self.gen_dir, self.state)
+            vector_files.remove_unnamed(self.gen_dir, self.state)  # a killed update's delta, a replaced base
+        except BaseException:
+            self.db.close()
+            raise
+
+    @guarded
+    def _read_state(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return vector_files.read_state(self.db, manifest)
+        except ValueError as exc:
+            raise damaged(self.index_dir, self.db_path, str(exc)) from None
+
+    def _open_new(self, previous: dict[str, Any] | None) -> None:
+        """A first build, a rebuild, or an index of an older format brought to this one: a new generation."""
+        # the generation readers may be opening now; kept (even by --rebuild) until the build after this one
+        self.live = previous["generation"] if previous else live_generation(self.index_dir)
+        self.generation = f"gen-{next_generation_number(self.index_dir, self.live):06d}"
+        self._remove_unnamed_generations()
+        self.gen_dir = self.index_dir / (self.generation + ".tmp")
+        self.db_path = self.gen_dir / SQLITE
+        if previous:
+            live_dir = self.index_dir / previous["generation"]
+            check_files(self.index_dir, live_dir, previous)
+            conn = connect(live_dir / SQLITE, readonly=True)
+            try:
+                check_sqlite(conn, self.index_dir, live_dir / SQLITE, previous.get("counts", {}).get("chunks"))
+            finally:
+                conn.close()
+            self.db_path = live_dir / SQLITE  # a damaged page met later names the file it was copied from
+        self.gen_dir.mkdir()
+        if previous:
+            shutil.copyfile(self.db_path, self.gen_dir / SQLITE)
+        fault_point("copied")
+        self.db = connect(self.gen_dir / SQLITE, readonly=False)
+        self.state = vector_files.legacy_state(previous) if previous else vector_files.empty_state()
 
     # --- queries the indexing run makes
     @guarded
@@ -160,10 +213,11 @@ class Builder:
                          article.language, article.url, article.sha256))
         fts_title = fts_text(article.title)
         for chunk, vec in zip(chunks, vectors):
-            cur = self.db.execute('INSERT INTO chunks(id, article_id, start, "end", text, vector) VALUES (?,?,?,?,?,?)',
-                                  (chunk.id, chunk.article_id, chunk.start, chunk.end, chunk.text,
-                                   np.asarray(vec, dtype=np.float32).tobytes()))
-            rowid = int(cur.lastrowid or 0)
+            rowid = self.next_rowid
+            self.next_rowid += 1
+            self.db.execute('INSERT INTO chunks(rowid, id, article_id, start, "end", text, vector) '
+                            "VALUES (?,?,?,?,?,?,?)", (rowid, chunk.id, chunk.article_id, chunk.start, chunk.end,
+                                                       chunk.text, np.asarray(vec, dtype=np.float32).tobytes()))
             fts_row = (fts_title, fts_text(chunk.text))
             self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)", (rowid, *fts_row))
             if self.incremental_terms:
@@ -227,40 +281,53 @@ class Builder:
     # --- finishing
     @guarded
     def commit(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write vectors and manifest, swap the new generation in; returns the manifest."""
+        """Write the vectors, commit, and make the result live; returns the manifest."""
         self._count_terms()
-        self.db.commit()
-        fault_point("db-committed")
         counts = {
             "articles": self.db.execute("SELECT count(*) FROM articles").fetchone()[0],
             "chunks": self.db.execute("SELECT count(*) FROM chunks").fetchone()[0],
             "files": self.db.execute("SELECT count(*) FROM files").fetchone()[0],
         }
-        self._compact_if_worth_it()
-        self.db.close()
-        faiss_info = self._write_vectors(counts["chunks"])
+        state = {**self._write_vectors(counts["chunks"]), "counts": counts}
         fault_point("vectors-written")
-        sizes = {name: (self.tmp_dir / name).stat().st_size for name in (SQLITE, VECTORS)}
-        os.rename(self.tmp_dir, self.index_dir / self.generation)
-        fsync_dir(self.index_dir)
-        fault_point("renamed")
+        vector_files.write_state(self.db, state)
+        self.db.commit()  # an update is live from here
+        fault_point("db-committed")
+        self._compact_if_worth_it()
         manifest = {
             "format_version": FORMAT_VERSION,
             "generation": self.generation,
             "embedder": self.embedder,
             "chunking": self.chunking,
             "counts": counts,
-            "faiss": faiss_info,
-            "sizes": sizes,
+            "faiss": state["faiss"],
+            "update": state["update"],
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **({"previous_generation": self.live} if self.live else {}),
+            **({"previous_generation": self.live} if self.live and not self.in_place else {}),
             **(extra or {}),
         }
-        write_manifest(self.index_dir, manifest)
-        fault_point("manifest-swapped")
-        self._remove_unnamed_generations()
+        if self.in_place:
+            write_manifest(self.index_dir, manifest)  # a mirror of what the database now says
+            fault_point("manifest-swapped")
+            vector_files.remove_unnamed(self.gen_dir, state)
+            fault_point("old-vectors-removed")
+            self._close_db()
+        else:
+            self._close_db()
+            os.rename(self.gen_dir, self.index_dir / self.generation)
+            fsync_dir(self.index_dir)
+            fault_point("renamed")
+            write_manifest(self.index_dir, manifest)
+            fault_point("manifest-swapped")
+        self._remove_unnamed_generations()  # after an update, the generation a rebuild replaced goes too
         self.close()
         return manifest
+
+    def _close_db(self) -> None:
+        """Fold the write-ahead log into the database file (a reader still on an older state keeps its part), then
+        close."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.close()
 
     def _count_terms(self) -> None:
         """Bring term_df up to date: from the changed chunks alone when the previous generation's term_df is there
@@ -279,10 +346,13 @@ class Builder:
             self.db.execute("VACUUM")
 
     def abort(self) -> None:
+        """Give up: the transaction rolls back with the connection; a new generation's folder is removed, and a
+        delta file an update wrote is removed by the next writer (it cannot tell here whether the commit landed)."""
         try:
             self.db.close()
         finally:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+            if not self.in_place:
+                shutil.rmtree(self.gen_dir, ignore_errors=True)
             self.close()
 
     def close(self) -> None:
@@ -290,25 +360,60 @@ class Builder:
             self._lock.release()
 
     def _write_vectors(self, total: int) -> dict[str, Any]:
-        dim = int(self.embedder["dim"])
-        old_info = (self.previous or {}).get("faiss", {})
-        if self.previous is not None and faiss_index.reusable(old_info, total, self.ann_threshold, self.ivf_codec):
-            index = faiss_index.read_vectors(self.index_dir, self.index_dir / self.previous["generation"] / VECTORS,
-                                             self.previous)
-            faiss_index.update(index, self.removed_rowids, self.added)
-            info = dict(old_info)
+        """Write what the new state's FAISS part needs, in the generation's folder, and return that state: a delta
+        file of this build's changes; or a new base, when the deltas have grown to COMPACT_SHARE of it, when the
+        index changes kind (flat to IVF, a retrain, another codec), and in a new generation. Nothing is written
+        when the vectors did not change."""
+        state = dict(self.state)
+        reusable = faiss_index.reusable(state["faiss"], total, self.ann_threshold, self.ivf_codec)
+        changed = bool(self.removed_rowids or self.added)
+        if self.in_place and reusable and not changed:
+            return {**state, "ntotal": total}
+        update = int(state["update"]) + 1
+        rows = len(self.removed_rowids) + len(self.added)
+        if self.in_place and reusable and state["delta_rows"] + rows <= vector_files.COMPACT_SHARE * total:
+            removed = np.asarray(self.removed_rowids, dtype=np.int64)
+            ids = np.asarray([r for r, _ in self.added], dtype=np.int64)
+            vectors = self._added_vectors()
+            deltas = list(state["deltas"])
+            if len(deltas) >= vector_files.MAX_DELTAS:  # fold them into this one
+                removed, ids, vectors = vector_files.merge(self.index_dir, self.gen_dir, deltas, removed, ids,
+                                                           vectors)
+                deltas = []
+            name = f"delta-{update:06d}.npz"
+            vector_files.write_delta(self.gen_dir / name, removed, ids, vectors)
+            state.update(deltas=[*deltas, name], delta_rows=int(state["delta_rows"]) + rows)
         else:
-            ids, vecs = self._all_vectors(dim)
-            index, info = faiss_index.build(ids, vecs, dim, total, self.ann_threshold, self.nprobe, self.ivf_codec)
-        faiss_index.write(index, self.tmp_dir / VECTORS)
-        return info
+            name = VECTORS if not self.in_place else f"vectors-{update:06d}.faiss"
+            index, info = self._new_base(total, reusable)
+            faiss_index.write(index, self.gen_dir / name)
+            state.update(base=name, deltas=[], delta_rows=0, faiss=info)
+        fsync_dir(self.gen_dir)
+        files = vector_files.named(state)
+        return {**state, "update": update, "ntotal": total, "max_rowid": self.next_rowid - 1,
+                "sizes": {n: (self.gen_dir / n).stat().st_size for n in files},
+                "heads": {n: vector_files.head(self.gen_dir / n) for n in files}}
+
+    def _added_vectors(self) -> np.ndarray:
+        dim = int(self.embedder["dim"])
+        return (np.stack([v for _, v in self.added]).astype(np.float32) if self.added
+                else np.zeros((0, dim), dtype=np.float32))
+
+    def _new_base(self, total: int, reusable: bool) -> tuple[Any, dict[str, Any]]:
+        """The whole FAISS index of this build: the previous one with the changes applied when its kind still
+        fits, else built again from the vectors in the database."""
+        if self.previous is not None and reusable:
+            old_dir = self.gen_dir if self.in_place else self.index_dir / self.previous["generation"]
+            index = vector_files.load(self.index_dir, old_dir, self.state, int(self.embedder["dim"]))
+            faiss_index.update(index, self.removed_rowids, self.added)
+            return index, dict(self.state["faiss"])
+        ids, vecs = self._all_vectors(int(self.embedder["dim"]))
+        return faiss_index.build(ids, vecs, int(self.embedder["dim"]), total, self.ann_threshold, self.nprobe,
+                                 self.ivf_codec)
 
     def _all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        conn = connect(self.tmp_dir / SQLITE, readonly=True)
-        try:
-            rows = conn.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
-        finally:
-            conn.close()
+        """Every chunk's vector, as this build's open transaction sees them."""
+        rows = self.db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim) if rows else \
             np.zeros((0, dim), dtype=np.float32)

@@ -71,10 +71,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if info.get("languages"):
         print("languages:  " + ", ".join(f"{lang} {n}" for lang, n in info["languages"].items()))
     ivf = f" ({faiss_index.ivf_codec(faiss)} codes, nlist {faiss['nlist']})" if faiss.get("type") == "ivf" else ""
-    print(f"vectors:    {faiss.get('type')}{ivf}")
+    deltas = len(info.get("vector_files", [])) - 1
+    print(f"vectors:    {faiss.get('type')}{ivf}; update {info.get('update', 0)}"
+          + (f", {deltas} delta file{'s' if deltas != 1 else ''} beside the base" if deltas > 0 else ""))
     print(f"chunking:   {info.get('chunking')}")
-    print(f"built at:   {info.get('built_at')}")
-    print("health:     ok (store.sqlite and vectors.faiss open; sizes and counts match the manifest)")
+    print(f"updated at: {info.get('built_at')}")
+    print("health:     ok (store.sqlite and the vector files open; sizes and counts match what the index recorded)")
     return 0
 
 

@@ -2,13 +2,16 @@
 
 Layout of an index folder:
 
-    manifest.json   which generation is live (and which came before), embedder, chunk settings, counts,
-                    file sizes; replaced atomically
-    gen-000007/     the live generation: store.sqlite (articles, chunks, FTS5, files) + vectors.faiss
-    gen-000006/     the generation before it, kept so that a reader who read the old manifest can still open it
+    manifest.json   which generation is live (and which came before), embedder, chunk settings; replaced
+                    atomically. Its counts mirror the live database's after each update
+    gen-000007/     the live generation: store.sqlite (articles, chunks, FTS5, files, and in `meta` which
+                    vector files are live; WAL mode, updated in place) + vectors.faiss, the FAISS base, and
+                    delta-000012.npz files of the vectors added and removed since (vector_files.py)
+    gen-000006/     the generation a --rebuild replaced, kept until the next write, so that a reader who read the
+                    old manifest can still open it
     .lock           held by the one process that is writing
 
-builder.py writes generations and swaps the manifest; store.py reads the live one.
+builder.py writes; store.py reads the live generation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any
 
 from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 
-FORMAT_VERSION = 2  # 2: chunks_fts_cjk, the trigram table for Chinese and Japanese chunks (lexical.py)
+FORMAT_VERSION = 3  # 3: updates in place, vector files named in the database (vector_files.py)
+READABLE_FORMATS = (2, 3)  # 2: chunks_fts_cjk, the trigram table for Chinese and Japanese chunks (lexical.py);
+# a format-2 index is read as it is and brought to format 3 by its next build (one copy)
 MANIFEST = "manifest.json"
 SQLITE = "store.sqlite"
 VECTORS = "vectors.faiss"
@@ -70,7 +75,7 @@ def check_manifest(manifest: dict[str, Any], index_dir: Path, *, embedder_name: 
                    embedder_dim: int | None = None) -> None:
     """Raise IndexMismatchError when the index was built by another format or embedder."""
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMATS:
         raise IndexMismatchError(
             f"{index_dir} has index format version {version}; this rag reads version {FORMAT_VERSION}. "
             f"Rebuild it: rag index PATH --index-dir {index_dir} --rebuild"
@@ -91,10 +96,11 @@ def check_manifest(manifest: dict[str, Any], index_dir: Path, *, embedder_name: 
 
 
 def check_files(index_dir: Path, gen_dir: Path, manifest: dict[str, Any]) -> None:
-    """Both files of a generation are there, at the sizes the manifest recorded (manifests before the sizes
-    were recorded have none): catches deleted, emptied and truncated files without reading them."""
+    """The generation's database is there (and, in a format-2 index, its vectors.faiss, at the sizes the manifest
+    recorded): catches deleted, emptied and truncated files without reading them. The vector files of format 3
+    are checked against the database's record of them (vector_files.check)."""
     sizes = manifest.get("sizes", {})
-    for name in (SQLITE, VECTORS):
+    for name in (SQLITE, VECTORS) if manifest.get("format_version") == 2 else (SQLITE,):
         try:
             size = (gen_dir / name).stat().st_size
         except FileNotFoundError:

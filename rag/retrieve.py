@@ -183,6 +183,7 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     order = sorted(fused, key=lambda r: -fused[r])
     pool = order[: max(top_k * 4, settings.rescore_candidates)]
     records = store.records(pool)
+    pool = [r for r in pool if r in records]  # a chunk an update removed since the store's vectors were read
     dense_of, lexical_of = dict(dense), dict(lexical)
     if query_vec is not None and pool:  # cosine for every candidate, also those only BM25 found
         dense_of.update(zip(pool, (store.chunk_vectors(pool) @ query_vec).tolist()))

@@ -1,9 +1,11 @@
 """Reading an index: the read-only Store over the live generation (manifest.py describes the folder).
 
-Opening checks the generation cheaply (file sizes, SQLite schema and chunk count, FAISS vectors and their
-count), and a damaged page met later in a query, so that damage is one IndexCorruptError line, never a
-traceback. A reader that loses its generation to a build's swap between reading the manifest and opening
-the files reads the manifest again, once.
+Opening checks the generation cheaply (the files are there at their recorded sizes, the SQLite schema and
+chunk count, the FAISS vectors and their count), and a damaged page met later in a query, so that damage is one
+IndexCorruptError line, never a traceback. The database is read live (WAL: each query sees the last committed
+update); the FAISS vectors are those of the update the store opened at, until is_stale() says to reopen. A
+reader that loses its files to a rebuild's swap or an update's compaction between reading which files are live
+and opening them reads again.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import faiss_index
+from . import faiss_index, vector_files
 from .errors import IndexCorruptError, IndexNotFoundError
 from .lexical import affordable_terms, bm25_search, bm25_search_cjk, fts_terms, merge_bm25, term_frequencies
-from .manifest import SQLITE, VECTORS, check_files, check_manifest, damaged, live_generation, read_manifest
+from .manifest import SQLITE, check_files, check_manifest, damaged, live_generation, read_manifest
 from .text import has_cjk, without_cjk
 from .types import Article, Chunk
 
@@ -39,14 +41,15 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works
         conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
-def check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, manifest: dict[str, Any]) -> bool:
-    """Cheap checks that the store opens: its schema and its chunk count (~16 ms at 1M chunks; PRAGMA
-    quick_check reads every page, seconds). Returns whether it has the term_df table."""
+def check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, expected: int | None) -> bool:
+    """Cheap checks that the store opens: its schema and its chunk count, against the count of vectors the index
+    recorded (~16 ms at 1M chunks; PRAGMA quick_check reads every page, seconds). Returns whether it has the
+    term_df table."""
     try:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
         missing = {"articles", "chunks", "chunks_fts", "files"} - tables
@@ -55,9 +58,8 @@ def check_sqlite(db: sqlite3.Connection, index_dir: Path, path: Path, manifest: 
         chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise damaged(index_dir, path, str(exc)) from None
-    expected = manifest.get("counts", {}).get("chunks")
     if expected is not None and chunks != expected:
-        raise damaged(index_dir, path, f"it holds {chunks} chunks; the manifest says {expected}")
+        raise damaged(index_dir, path, f"it holds {chunks} chunks; the index recorded {expected}")
     return "term_df" in tables  # indexes written before term_df existed: BM25 over every word
 
 
@@ -85,41 +87,72 @@ class Store:
     def __init__(self, index_dir: Path | str, *, embedder_name: str | None = None,
                  embedder_dim: int | None = None) -> None:
         self.index_dir = Path(index_dir)
-        for attempt in (1, 2):
-            self.manifest = read_manifest(self.index_dir)
-            check_manifest(self.manifest, self.index_dir, embedder_name=embedder_name, embedder_dim=embedder_dim)
+        for attempt in (1, 2, 3):
+            manifest = read_manifest(self.index_dir)
+            check_manifest(manifest, self.index_dir, embedder_name=embedder_name, embedder_dim=embedder_dim)
+            self._update = -1
             try:
-                self._open(self.index_dir / self.manifest["generation"])
+                self._open(self.index_dir / manifest["generation"], manifest)
                 break
             except (IndexCorruptError, IndexNotFoundError):
-                # A build may have swapped in a newer generation and removed this one since the manifest was
-                # read (it keeps the one before the live one, so that takes two builds): read it again, once.
-                if attempt == 2 or live_generation(self.index_dir) == self.manifest["generation"]:
+                # A rebuild may have swapped in a newer generation, or an update written a new base and removed
+                # the files this store read of, since it read which were live: read again.
+                if attempt == 3 or not self._moved(manifest):
                     raise
-        faiss_index.set_nprobe(self.vectors, self.manifest.get("faiss", {}))
+        faiss_index.set_nprobe(self.vectors, self.state["faiss"])
 
-    def _open(self, gen_dir: Path) -> None:
+    def _open(self, gen_dir: Path, manifest: dict[str, Any]) -> None:
         """Open the generation's files, with the cheap checks that turn damage into one line."""
         if not gen_dir.is_dir():
             raise IndexNotFoundError(f"{gen_dir} is missing; rebuild with: rag index PATH --index-dir "
                                      f"{self.index_dir} --rebuild")
-        check_files(self.index_dir, gen_dir, self.manifest)
+        check_files(self.index_dir, gen_dir, manifest)
         self.db_path = gen_dir / SQLITE
         self.db = connect(self.db_path, readonly=True)
         try:
-            self._has_term_df = check_sqlite(self.db, self.index_dir, self.db_path, self.manifest)
-            self.vectors = faiss_index.read_vectors(self.index_dir, gen_dir / VECTORS, self.manifest)
+            self.db.execute("BEGIN")  # the vector state and the chunk count of one committed update
+            try:
+                self.state = vector_files.read_state(self.db, manifest)
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                raise damaged(self.index_dir, self.db_path, str(exc)) from None
+            self._update = int(self.state.get("update", 0))
+            self._has_term_df = check_sqlite(self.db, self.index_dir, self.db_path, self.state.get("ntotal"))
+            self.db.execute("COMMIT")
+            self.vectors = vector_files.load(self.index_dir, gen_dir, self.state, manifest.get("embedder", {})
+                                             .get("dim"))
         except BaseException:
             self.db.close()
             raise
+        # what the manifest said, with the database's word on the vectors
+        self.manifest = {**manifest, "faiss": self.state["faiss"], "update": self._update,
+                         "counts": self.state.get("counts") or manifest.get("counts", {})}
+
+    def _moved(self, manifest: dict[str, Any]) -> bool:
+        """Has a build changed which files are live since this store read them?"""
+        if live_generation(self.index_dir) != manifest["generation"]:
+            return True
+        try:
+            conn = connect(self.index_dir / manifest["generation"] / SQLITE, readonly=True)
+            try:
+                return self._update >= 0 and vector_files.update_number(conn) != self._update
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return False
 
     def close(self) -> None:
         self.db.close()
 
     def is_stale(self) -> bool:
-        """True when a newer build has been swapped in since this store was opened (or the manifest is gone or
-        damaged, so that reopening reports it); reads the small manifest, ~20 µs."""
-        return live_generation(self.index_dir) != self.manifest["generation"]
+        """True when a build has changed the vectors since this store was opened: a newer generation swapped in
+        (or the manifest gone or damaged, so that reopening reports it), or an update of this one (~30 µs). The
+        database itself is read live."""
+        if live_generation(self.index_dir) != self.manifest["generation"]:
+            return True
+        try:
+            return vector_files.update_number(self.db) != self._update
+        except (sqlite3.DatabaseError, ValueError):
+            return True
 
     @property
     def chunk_count(self) -> int:
@@ -128,7 +161,7 @@ class Store:
     def search_dense(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None
                      ) -> list[tuple[int, float]]:
         """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
-        return faiss_index.search(self.vectors, self.manifest.get("faiss", {}), query, top_n, allowed)
+        return faiss_index.search(self.vectors, self.state["faiss"], query, top_n, allowed)
 
     @guarded
     def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None,

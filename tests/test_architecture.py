@@ -14,7 +14,7 @@ STAGES: tuple[tuple[str, frozenset[str]], ...] = (
     ("read", frozenset({"files", "htmltext", "ingest", "uploads"})),
     ("chunk", frozenset({"chunk"})),
     ("embed", frozenset({"models", "embed", "embed_onnx", "embed_use", "embed_remote"})),
-    ("index", frozenset({"manifest", "faiss_index", "lexical", "store", "builder", "embed_choice"})),
+    ("index", frozenset({"manifest", "faiss_index", "vector_files", "lexical", "store", "builder", "embed_choice"})),
     ("indexing", frozenset({"indexing"})),
     ("signals", frozenset({"signals"})),
     ("retrieve", frozenset({"rerank", "retrieve"})),
@@ -28,8 +28,8 @@ STAGES: tuple[tuple[str, frozenset[str]], ...] = (
 STAGE_OF = {module: i for i, (_, modules) in enumerate(STAGES) for module in modules}
 # After retrieval the answer is built from Hits alone: these never reach into the index or the retriever.
 ANSWERING = ("context", "budget", "generate", "cite", "crosscheck", "answer")
-INDEX_SIDE = ("manifest", "faiss_index", "lexical", "store", "builder", "embed_choice", "indexing", "retrieve",
-              "rerank")
+INDEX_SIDE = ("manifest", "faiss_index", "vector_files", "lexical", "store", "builder", "embed_choice", "indexing",
+              "retrieve", "rerank")
 
 
 def rag_imports(module: str) -> set[str]:

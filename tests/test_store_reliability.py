@@ -32,13 +32,14 @@ from .fakes import HashEmbedder
 CHILD = """
 import json, os, sys
 from pathlib import Path
-import rag.indexing
+import rag.indexing, rag.vector_files
 from rag.api import build_index
 from rag.config import Settings
 from tests.fakes import HashEmbedder
 
 args = json.loads(sys.argv[1])
 rag.indexing.EMBED_FLUSH = 4  # several small embedding steps, so that a kill can land between them
+rag.vector_files.COMPACT_SHARE = args["compact_share"]
 
 class Dying(HashEmbedder):
     def embed_documents(self, texts, progress=None):
@@ -48,17 +49,24 @@ class Dying(HashEmbedder):
 
 settings = Settings(index_dir=Path(args["index_dir"]), chunk_tokens=60, chunk_overlap_tokens=12,
                     cache_dir=Path(args["index_dir"]).parent / "cache")
-build_index(args["corpus"], settings=settings, embedder=Dying())
+build_index(args["corpus"], settings=settings, embedder=Dying(), rebuild=args["rebuild"])
 """
 
-COMMIT_STEPS = ["copied", "db-committed", "vectors-written", "renamed", "manifest-written", "manifest-swapped",
+# an update, in place: its delta (or new base) is written, then the transaction naming it commits
+UPDATE_STEPS = ["vectors-written", "db-committed", "manifest-written", "manifest-swapped", "old-vectors-removed",
                 "old-generation-renamed"]
-SWAPPED = {"manifest-swapped", "old-generation-renamed"}  # kills after these leave the new index live
+UPDATE_LIVE = set(UPDATE_STEPS[1:])  # kills after the commit leave the update live
+# a --rebuild: a new generation, renamed into place, then named by the manifest
+REBUILD_STEPS = ["copied", "vectors-written", "db-committed", "renamed", "manifest-written", "manifest-swapped",
+                 "old-generation-renamed"]
+REBUILD_LIVE = {"manifest-swapped", "old-generation-renamed"}
 
 
-def _killed_build(corpus: Path, settings: Settings, step: str | None, embed_call: int = 0) -> None:
+def _killed_build(corpus: Path, settings: Settings, step: str | None, embed_call: int = 0, *,
+                  rebuild: bool = False, compact_share: float = 0.1) -> None:
     env = {**os.environ, "RAG_FAULT_AT": step or ""}
-    args = json.dumps({"corpus": str(corpus), "index_dir": str(settings.index_dir), "die_at_embed_call": embed_call})
+    args = json.dumps({"corpus": str(corpus), "index_dir": str(settings.index_dir), "die_at_embed_call": embed_call,
+                       "rebuild": rebuild, "compact_share": compact_share})
     run = subprocess.run([sys.executable, "-c", CHILD, args], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 137, f"the build was not killed at {step or embed_call}: {run.stderr[-500:]}"
@@ -86,26 +94,45 @@ def _leftovers(index_dir: Path, manifest: dict) -> set[str]:
     return {p.name for p in index_dir.glob("gen-*")} - {manifest["generation"], manifest.get("previous_generation")}
 
 
-@pytest.mark.parametrize("step,embed_call", [(None, 1), (None, 3)] + [(s, 0) for s in COMMIT_STEPS])
+KILLS = ([("update", None, 1, 0.1), ("update", None, 3, 0.1)]
+         + [("update", s, 0, share) for s in UPDATE_STEPS for share in (0.1, 100.0)]  # a new base; a delta file
+         + [("rebuild", s, 0, 0.1) for s in REBUILD_STEPS])
+
+
+@pytest.mark.parametrize("kind,step,embed_call,compact_share", KILLS,
+                         ids=[f"{k}-{s or f'embed{e}'}-{'delta' if c > 1 else 'base'}" for k, s, e, c in KILLS])
 def test_a_kill_at_any_step_leaves_a_searchable_index_and_the_next_run_succeeds(
-        articles_dir: Path, settings: Settings, tmp_path: Path, step: str | None, embed_call: int) -> None:
+        articles_dir: Path, settings: Settings, tmp_path: Path, kind: str, step: str | None, embed_call: int,
+        compact_share: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", compact_share)
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
-    old = build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest  # live + previous
+    old = build_index(articles_dir, settings=settings, embedder=HashEmbedder(), rebuild=True).manifest  # + previous
     _add_harbour_articles(articles_dir)
     (articles_dir / "003_chess_championship.txt").unlink()
     clean = build_index(articles_dir, settings=settings.replace(index_dir=tmp_path / "clean"),
                         embedder=HashEmbedder()).manifest
 
-    _killed_build(articles_dir, settings, step, embed_call)
+    _killed_build(articles_dir, settings, step, embed_call, rebuild=kind == "rebuild", compact_share=compact_share)
     live = _searchable(settings)
-    assert live["counts"] == (clean if step in SWAPPED else old)["counts"]
+    assert live["counts"] == (clean if step in (UPDATE_LIVE if kind == "update" else REBUILD_LIVE) else old)["counts"]
 
     again = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
     assert again.manifest["counts"] == clean["counts"]
     assert _searchable(settings)["generation"] == again.manifest["generation"]
     assert not _leftovers(settings.index_dir, again.manifest)
+    gen = settings.index_dir / again.manifest["generation"]
     store = Store(settings.index_dir)
+    assert {p.name for p in gen.iterdir()} <= {"store.sqlite", "store.sqlite-wal", "store.sqlite-shm",
+                                               store.state["base"], *store.state["deltas"]}
     assert store.list_articles() == Store(tmp_path / "clean").list_articles()
+    assert _dense_chunk_ids(store) == _dense_chunk_ids(Store(tmp_path / "clean"))
+
+
+def _dense_chunk_ids(store: Store) -> list[str]:
+    """The chunks a dense search finds, by id (rowids differ between indexes of the same articles)."""
+    found = store.search_dense(HashEmbedder().embed_query("harbour board ferries"), 8)
+    records = store.records([r for r, _ in found])
+    return [records[r].chunk.id for r, _ in found]
 
 
 @pytest.mark.parametrize("step", ["renamed", "manifest-written"])
@@ -127,12 +154,16 @@ def test_orphaned_generation_folders_do_not_break_the_next_build(indexed: Settin
     shutil.copytree(index_dir / live, index_dir / f"gen-{number + 1:06d}")  # renamed, never swapped in
     (index_dir / f"gen-{number + 2:06d}.tmp").mkdir()  # half-written
     (index_dir / f"gen-{number + 3:06d}.old").mkdir()  # half-deleted
-    first = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder()).manifest
+    first = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder(),
+                        rebuild=True).manifest
     assert int(first["generation"].split("-")[1]) > number + 3 and first["previous_generation"] == live
     assert {p.name for p in index_dir.glob("gen-*")} == {live, first["generation"]}
-    second = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder()).manifest
+    second = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder(),
+                         rebuild=True).manifest
     assert {p.name for p in index_dir.glob("gen-*")} == {first["generation"], second["generation"]}
     assert _searchable(indexed)["generation"] == second["generation"]
+    update = build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder()).manifest
+    assert {p.name for p in index_dir.glob("gen-*")} == {second["generation"]} == {update["generation"]}
 
 
 def _truncate(path: Path) -> None:
@@ -161,6 +192,9 @@ DAMAGE = {
     "manifest garbled": ("manifest.json", lambda p: p.write_text('{"format_version": 1, "gen')),
     "manifest bad generation": ("manifest.json", lambda p: _edit(p, generation="../x")),
     "manifest counts a list": ("manifest.json", lambda p: _edit(p, counts=[1])),
+    "delta truncated": ("delta-", _truncate),
+    "delta garbled": ("delta-", _garble),
+    "delta deleted": ("delta-", Path.unlink),
 }
 
 
@@ -168,18 +202,25 @@ def _assert_one_line(err: str, file: str) -> None:
     assert "\n" not in err.strip() and file in err and "--rebuild" in err, err
 
 
-@pytest.mark.parametrize("sizes_recorded", [True, False], ids=["manifest-with-sizes", "older-manifest"])
+@pytest.mark.parametrize("layout", ["built", "updated"])
 @pytest.mark.parametrize("case", sorted(DAMAGE))
-def test_a_damaged_index_gives_one_line_everywhere(articles_dir: Path, settings: Settings, case: str,
-                                                   sizes_recorded: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
-    manifest_path = settings.index_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    if not sizes_recorded:  # as written before the sizes were recorded: the other checks must catch it
-        del manifest["sizes"]
-        manifest_path.write_text(json.dumps(manifest))
+def test_a_damaged_index_gives_one_line_everywhere(articles_dir: Path, settings: Settings, case: str, layout: str,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     file, damage = DAMAGE[case]
-    damage(settings.index_dir / file if file == "manifest.json" else settings.index_dir / manifest["generation"] / file)
+    if file == "delta-" and layout == "built":
+        layout = "updated"  # a delta file is what an update writes
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    if layout == "updated":  # the base and a delta file beside it
+        monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)
+        _add_harbour_articles(articles_dir)
+        build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text())
+    gen = settings.index_dir / manifest["generation"]
+    if file == "delta-":
+        (path,) = gen.glob("delta-*.npz")
+        file = path.name
+    damage(settings.index_dir / file if file == "manifest.json" else gen / file)
 
     with pytest.raises(IndexCorruptError) as err:
         Pipeline(settings, embedder=HashEmbedder()).retrieve("volcano eruption")
@@ -246,8 +287,15 @@ def test_readers_opening_during_swaps_never_fail(articles_dir: Path, settings: S
 def test_a_store_knows_when_a_newer_generation_is_live(indexed: Settings) -> None:
     store = Store(indexed.index_dir)
     assert not store.is_stale()
-    build_index(ROOT / "tests" / "data" / "articles", settings=indexed, embedder=HashEmbedder())
+    corpus = indexed.index_dir.parent / "articles"
+    build_index(corpus, settings=indexed, embedder=HashEmbedder())
+    assert not store.is_stale()  # nothing changed: its vectors are still those of the index
+    _add_harbour_articles(corpus)
+    build_index(corpus, settings=indexed, embedder=HashEmbedder())
     assert store.is_stale() and not Store(indexed.index_dir).is_stale()
+    fresh = Store(indexed.index_dir)
+    build_index(corpus, settings=indexed, embedder=HashEmbedder(), rebuild=True)
+    assert fresh.is_stale() and not Store(indexed.index_dir).is_stale()
 
 
 class SmallHashEmbedder(HashEmbedder):

@@ -1,0 +1,177 @@
+"""The dense side of a generation on disk: a FAISS base file and the changes written since, as small delta files.
+
+An update writes one delta file with the rowids it removed and the rowids and vectors it added: work in
+proportion to what changed. Once the deltas hold more than COMPACT_SHARE of the base's vectors, an update
+writes a new base with them applied instead (amortised: each changed vector is rewritten about
+1 / COMPACT_SHARE times), and once there are more than MAX_DELTAS delta files, it merges them into one.
+
+Which files are live is recorded in the SQLite database itself (table `meta`, key "vectors"), in the same
+transaction as the change, so that a database and its vectors are always committed together. A reader reads
+that state and the files it names in one snapshot; files no state names (a killed update's, or those a
+compaction replaced) are removed by the next writer. Rowids are never reused, so a reader holding older
+vectors meets at worst a rowid whose chunk is gone, which it skips (store.Store.records).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import faiss_index
+from .manifest import VECTORS, damaged
+
+STATE_KEY = "vectors"
+COMPACT_SHARE = 0.10  # delta rows, as a share of the base's vectors, above which an update writes a new base
+MAX_DELTAS = 32  # delta files above which an update merges them into one
+META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
+FILE = re.compile(r"(vectors(-\d+)?\.faiss|delta-\d+\.npz)")  # the files this module writes in a generation
+
+
+HEAD_BYTES = 4096  # the start of each file, hashed: a garbled header is caught without reading the file
+
+
+def empty_state() -> dict[str, Any]:
+    return {"update": 0, "base": VECTORS, "deltas": [], "delta_rows": 0, "faiss": {}, "sizes": {}, "ntotal": 0,
+            "max_rowid": 0}
+
+
+def legacy_state(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The state of a generation written before states were recorded (index format 2): one vectors.faiss,
+    counted in the manifest."""
+    sizes = manifest.get("sizes", {})
+    return {"update": 0, "base": VECTORS, "deltas": [], "delta_rows": 0, "faiss": manifest.get("faiss", {}),
+            "sizes": {VECTORS: sizes[VECTORS]} if VECTORS in sizes else {},
+            "ntotal": manifest.get("counts", {}).get("chunks"), "max_rowid": 0}
+
+
+def read_state(db: sqlite3.Connection, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The vector files the database names (the legacy state when it has no `meta` table)."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (STATE_KEY,)).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return legacy_state(manifest)
+        raise
+    if row is None:
+        return legacy_state(manifest)
+    state = json.loads(row[0])
+    if not isinstance(state, dict) or not isinstance(state.get("deltas"), list):
+        raise ValueError(f"its vector state is not an object with deltas: {row[0][:80]!r}")
+    return state
+
+
+def write_state(db: sqlite3.Connection, state: dict[str, Any]) -> None:
+    """Record the state in the writer's open transaction; it becomes live with the transaction's commit."""
+    db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (STATE_KEY, json.dumps(state)))
+
+
+def update_number(db: sqlite3.Connection) -> int:
+    """The state's update counter (0 for a legacy generation); a cheap read, for staleness checks."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (STATE_KEY,)).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(json.loads(row[0]).get("update", 0)) if row else 0
+
+
+def named(state: dict[str, Any]) -> set[str]:
+    return {state["base"], *state["deltas"]}
+
+
+def check(index_dir: Path, gen_dir: Path, state: dict[str, Any]) -> None:
+    """Every file the state names is there, at its recorded size: catches deleted, emptied and truncated files
+    without reading them."""
+    for name in [state["base"], *state["deltas"]]:
+        try:
+            size = (gen_dir / name).stat().st_size
+        except FileNotFoundError:
+            raise damaged(index_dir, gen_dir / name, "the file is missing") from None
+        recorded = state.get("sizes", {}).get(name)
+        if recorded is not None and size != recorded:
+            raise damaged(index_dir, gen_dir / name, f"it is {size} bytes; the index recorded {recorded}")
+        recorded = state.get("heads", {}).get(name)
+        if recorded is not None and head(gen_dir / name) != recorded:
+            raise damaged(index_dir, gen_dir / name, "its first bytes are not those written")
+
+
+def head(path: Path) -> str:
+    """A short hash of the file's first HEAD_BYTES."""
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read(HEAD_BYTES)).hexdigest()[:16]
+
+
+def load(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None) -> Any:
+    """The FAISS index of the state: its base with the deltas applied (their net effect, in one removal and one
+    addition), checked against the recorded vector count and the embedder's dims."""
+    check(index_dir, gen_dir, state)
+    index = faiss_index.read_vectors(index_dir, gen_dir / state["base"], {})
+    if state["deltas"]:
+        removed, ids, vecs = net_changes(index_dir, gen_dir, state["deltas"])
+        faiss_index.update(index, removed.tolist(), list(zip(ids.tolist(), vecs)))
+    ntotal = state.get("ntotal")
+    if (ntotal is not None and index.ntotal != ntotal) or (dim is not None and index.d != dim):
+        raise damaged(index_dir, gen_dir / state["base"], f"it holds {index.ntotal} vectors of {index.d} dims with "
+                                                          f"its deltas; the index recorded {ntotal} of {dim}")
+    return index
+
+
+def write_delta(path: Path, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray) -> int:
+    """Write one delta file durably; returns its size. It counts only once a committed state names it."""
+    with open(path, "wb") as fh:
+        np.savez(fh, removed=np.asarray(removed, dtype=np.int64), ids=np.asarray(ids, dtype=np.int64),
+                 vectors=np.asarray(vectors, dtype=np.float32))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path.stat().st_size
+
+
+def read_delta(index_dir: Path, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["removed"], data["ids"], data["vectors"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise damaged(index_dir, path, f"unreadable ({exc})") from None
+
+
+def net_changes(index_dir: Path, gen_dir: Path, deltas: list[str],
+                then: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The deltas' changes to their base, in order (and then the changes `then`, not yet in a file), as one set:
+    rowids to remove from the base, and rowids with vectors to add (an addition a later delta removed is
+    neither)."""
+    removed: set[int] = set()
+    added: dict[int, np.ndarray] = {}
+    changes = [read_delta(index_dir, gen_dir / name) for name in deltas] + ([then] if then is not None else [])
+    for gone, ids, vecs in changes:
+        for rowid in gone.tolist():
+            if added.pop(rowid, None) is None:
+                removed.add(rowid)
+        added.update(zip(ids.tolist(), vecs))
+    ids = np.asarray(sorted(added), dtype=np.int64)
+    dim = next(iter(added.values())).shape[0] if added else 0
+    vecs = np.stack([added[i] for i in ids.tolist()]) if added else np.zeros((0, dim), dtype=np.float32)
+    return np.asarray(sorted(removed), dtype=np.int64), ids, vecs
+
+
+def merge(index_dir: Path, gen_dir: Path, deltas: list[str], removed: np.ndarray, ids: np.ndarray,
+          vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The deltas and one more change, as the contents of one delta file that replaces them."""
+    return net_changes(index_dir, gen_dir, deltas, (removed, ids, vectors))
+
+
+def unnamed_files(gen_dir: Path, state: dict[str, Any]) -> list[Path]:
+    """Vector files in the generation that its state does not name: a killed update's, or replaced ones."""
+    keep = named(state)
+    return [p for p in gen_dir.iterdir() if FILE.fullmatch(p.name) and p.name not in keep]
+
+
+def remove_unnamed(gen_dir: Path, state: dict[str, Any]) -> None:
+    for path in unnamed_files(gen_dir, state):
+        path.unlink(missing_ok=True)

@@ -1,0 +1,180 @@
+"""Updates that cost what changed: an update writes its rows into the live database and its vectors into a small
+delta file, never a copy of the index, and the index it leaves searches exactly as one built from scratch."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.api import Pipeline, build_index
+from rag.config import Settings
+from rag.retrieve import retrieve
+from rag.store import Store
+
+from .fakes import HashEmbedder
+
+QUESTIONS = ["volcano eruption near the town", "harbour board ferries and cranes", "museum paintings stolen",
+             "rice harvest rain", "bridge opening traffic"]
+
+
+def _write_harbour(corpus: Path, i: int, extra: str = "") -> Path:
+    path = corpus / f"harbour{i:02d}.txt"
+    path.write_text(f"Harbour report {i}\n\nThe harbour board number {i} met about ferries{i} and cranes on day "
+                    f"{i}. {extra}")
+    return path
+
+
+def _found(store: Store) -> list[list[tuple[float, str]]]:
+    """What dense and lexical search find for each question, as (score, chunk id), ties in id order (rowids, which
+    break ties inside FAISS and FTS5, differ between indexes)."""
+    embedder = HashEmbedder()
+    found = []
+    for q in QUESTIONS:
+        for hits in (store.search_dense(embedder.embed_query(q), 8), store.search_lexical(q, 8)):
+            records = store.records([r for r, _ in hits])
+            ranked = sorted((-round(score, 4), records[r].chunk.id) for r, score in hits)
+            found.append([h for h in ranked if len(ranked) < 8 or h[0] < ranked[-1][0]])  # not ties at the cut
+    return found
+
+
+def _same_as_a_fresh_build(corpus: Path, settings: Settings, tmp_path: Path) -> None:
+    fresh = settings.replace(index_dir=tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}")
+    build_index(corpus, settings=fresh, embedder=HashEmbedder())
+    updated, clean = Store(settings.index_dir), Store(fresh.index_dir)
+    assert updated.chunk_count == clean.chunk_count
+    assert _found(updated) == _found(clean)
+
+
+def _gen(settings: Settings) -> Path:
+    return settings.index_dir / json.loads((settings.index_dir / "manifest.json").read_text())["generation"]
+
+
+def _vector_files(settings: Settings) -> set[str]:
+    return {p.name for p in _gen(settings).iterdir() if not p.name.startswith("store.sqlite")}
+
+
+def test_an_update_writes_a_delta_of_what_changed_and_never_copies_the_database(
+        articles_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)  # deltas only, however big the change
+    first = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    db_inode = (_gen(settings) / "store.sqlite").stat().st_ino
+    changed = sorted(articles_dir.glob("*.txt"))[1]
+    old_chunks = Store(settings.index_dir).db.execute(
+        "SELECT count(*) FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.source = ?",
+        (str(changed.resolve()),)).fetchone()[0]
+    changed.write_text(changed.read_text() + "\n\nA late correction: the figure was revised upward on Friday.\n")
+
+    update = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+
+    assert update.manifest["generation"] == first.manifest["generation"]
+    assert (_gen(settings) / "store.sqlite").stat().st_ino == db_inode  # changed in place, not copied
+    name = f"delta-{update.manifest['update']:06d}.npz"
+    assert _vector_files(settings) == {"vectors.faiss", name}
+    with np.load(_gen(settings) / name) as delta:  # the changed article's chunks, out and in again: nothing else
+        assert len(delta["removed"]) == old_chunks and len(delta["ids"]) == update.chunks_embedded > 0
+        assert delta["vectors"].shape == (update.chunks_embedded, HashEmbedder.dim)
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+    for i in range(3):  # more updates add more deltas; removing a file is a delta of removals alone
+        _write_harbour(articles_dir, i)
+        build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    sorted(articles_dir.glob("*.txt"))[0].unlink()
+    removal = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    with np.load(_gen(settings) / f"delta-{removal.manifest['update']:06d}.npz") as delta:
+        assert len(delta["removed"]) > 0 and len(delta["ids"]) == 0
+    assert len(_vector_files(settings)) == 6
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+    nothing = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert nothing.manifest["update"] == removal.manifest["update"] and len(_vector_files(settings)) == 6
+
+
+def test_deltas_fold_into_a_new_base_or_into_one_delta(articles_dir: Path, settings: Settings, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)
+    monkeypatch.setattr("rag.vector_files.MAX_DELTAS", 2)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    counts = []
+    for i in range(5):
+        _write_harbour(articles_dir, i)
+        if i == 3:
+            (articles_dir / "harbour01.txt").unlink()  # an addition of an earlier delta, removed by a later one
+        build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+        counts.append(sum(name.startswith("delta-") for name in _vector_files(settings)))
+    assert counts == [1, 2, 1, 2, 1]  # the third delta folds the two before it in
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 0.1)  # the deltas now outweigh a tenth of the base
+    _write_harbour(articles_dir, 9)
+    compacted = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert _vector_files(settings) == {f"vectors-{compacted.manifest['update']:06d}.faiss"}
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+
+def test_a_store_opened_before_an_update_skips_what_it_removed(articles_dir: Path, settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat's store holds the vectors it opened with while the database moves on: a rowid an update removed
+    is skipped, not a KeyError, until the store is reopened (Pipeline.store does that before each question)."""
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    old = Store(settings.index_dir)
+    question = "lava fountains volcano eruption"
+    before = retrieve(question, old, HashEmbedder(), settings, top_k=3)
+    gone = next(p for p in articles_dir.glob("*.txt") if p.resolve() == Path(before[0].source))
+    gone.unlink()
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+
+    assert old.is_stale()
+    stale = retrieve(question, old, HashEmbedder(), settings, top_k=3)
+    assert stale and before[0].chunk.article_id not in {h.chunk.article_id for h in stale}
+    assert before[0].chunk.article_id not in {h.chunk.article_id for h in Pipeline(settings, embedder=HashEmbedder())
+                                              .retrieve(question, top_k=3)}
+
+
+def test_rowids_are_never_reused(articles_dir: Path, settings: Settings) -> None:
+    """A reader still holding older vectors must never read one chunk's vector as another's."""
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    store = Store(settings.index_dir)
+    top, source = store.db.execute("SELECT c.rowid, a.source FROM chunks c JOIN articles a ON a.id = c.article_id "
+                                   "ORDER BY c.rowid DESC LIMIT 1").fetchone()
+    Path(source).unlink()
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    _write_harbour(articles_dir, 1)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    rowids = [r for (r,) in Store(settings.index_dir).db.execute(
+        "SELECT c.rowid FROM chunks c JOIN articles a ON a.id = c.article_id WHERE a.title LIKE 'Harbour%'")]
+    assert rowids and min(rowids) > top
+
+
+def test_an_index_of_the_previous_format_is_read_and_then_brought_up_to_date(
+        articles_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    """Format 2 kept no vector state in the database and copied the whole generation at each build: such an
+    index still opens, and its next build writes it as format 3 once (a new generation) and updates in place after."""
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    manifest_path = settings.index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    gen = _gen(settings)
+    db = sqlite3.connect(gen / "store.sqlite")
+    db.execute("DROP TABLE meta")
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.commit()
+    db.close()
+    manifest.update(format_version=2, sizes={name: (gen / name).stat().st_size
+                                             for name in ("store.sqlite", "vectors.faiss")})
+    manifest_path.write_text(json.dumps(manifest))
+    legacy = Store(settings.index_dir)
+    assert legacy.state["update"] == 0 and _found(legacy)[0]
+
+    _write_harbour(articles_dir, 1)
+    upgraded = build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest
+    assert upgraded["format_version"] == 3 and upgraded["generation"] != manifest["generation"]
+    assert upgraded["previous_generation"] == manifest["generation"]
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+    _write_harbour(articles_dir, 2)
+    assert build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest["generation"] == \
+        upgraded["generation"]
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
