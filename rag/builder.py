@@ -23,8 +23,9 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ VACUUM_FREE_SHARE = 0.25  # free pages, as a share of the file, above which a bu
 
 
 class Builder:
-    """Applies one indexing run's changes to a copy of the live generation, then swaps it in."""
+    """Applies one indexing run's changes: in place to the live generation (an update), or to a new generation that
+    is then swapped in (a first build, --rebuild, an index of an older format)."""
 
     def __init__(self, index_dir: Path | str, *, embedder_name: str, embedder_dim: int,
                  chunking: dict[str, Any], ann_threshold: int, nprobe: int, ivf_codec: str, rebuild: bool = False,
@@ -293,7 +295,7 @@ class Builder:
         vector_files.write_state(self.db, state)
         self.db.commit()  # an update is live from here
         fault_point("db-committed")
-        self._compact_if_worth_it()
+        self._after_commit(self._compact_if_worth_it)
         manifest = {
             "format_version": FORMAT_VERSION,
             "generation": self.generation,
@@ -306,12 +308,15 @@ class Builder:
             **({"previous_generation": self.live} if self.live and not self.in_place else {}),
             **(extra or {}),
         }
-        if self.in_place:
-            write_manifest(self.index_dir, manifest)  # a mirror of what the database now says
+        if self.in_place:  # live already: what follows is tidying, and its failure fails no run
+            self._after_commit(lambda: write_manifest(self.index_dir, manifest))  # a mirror of the database
             fault_point("manifest-swapped")
             vector_files.remove_unnamed(self.gen_dir, state)
             fault_point("old-vectors-removed")
-            self._close_db()
+            self._after_commit(self._close_db)
+            self._after_commit(self._remove_unnamed_generations)  # the generation a rebuild replaced
+            self.close()
+            return manifest
         else:
             self._close_db()
             os.rename(self.gen_dir, self.index_dir / self.generation)
@@ -319,9 +324,18 @@ class Builder:
             fault_point("renamed")
             write_manifest(self.index_dir, manifest)
             fault_point("manifest-swapped")
-        self._remove_unnamed_generations()  # after an update, the generation a rebuild replaced goes too
+        self._remove_unnamed_generations()
         self.close()
         return manifest
+
+    def _after_commit(self, step: Callable[[], object]) -> None:
+        """A step after an update's commit (compaction, the manifest's mirror, removing what is no longer named):
+        a failure of it (a full disk, a file held open) is left to the next write, and the update stays live."""
+        try:
+            step()
+        except (OSError, sqlite3.OperationalError) as exc:
+            print(f"warning: the update is in; tidying after it failed and is left to the next run: {exc}",
+                  file=sys.stderr)
 
     def _close_db(self) -> None:
         """Fold the write-ahead log into the database file (a reader still on an older state keeps its part), then
@@ -420,8 +434,9 @@ class Builder:
         return ids, vecs
 
     def _remove_unnamed_generations(self) -> None:
-        """Remove every generation folder but the one the manifest names and the one before it (a reader may
-        have read the manifest just before the swap); ours, while it is being written, is not there yet."""
+        """Remove every generation folder but the one the manifest names and, after a new generation's swap, the
+        one before it (a reader may have read the manifest just before the swap; the next update removes it);
+        ours, while it is being written, is not there yet."""
         try:
             manifest = read_manifest(self.index_dir)
             named = {manifest.get("generation"), manifest.get("previous_generation")}

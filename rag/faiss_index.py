@@ -11,6 +11,7 @@ size, 0.978 when replicated to 1M with near-duplicates (flat lists: 0.994, 0.999
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,5 @@ def write(index: Any, path: Path) -> None:
     import faiss
 
     faiss.write_index(index, str(path))
+    with open(path, "rb+") as fh:  # on disk before a commit names it (a power cut, not only a kill)
+        os.fsync(fh.fileno())

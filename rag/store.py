@@ -42,7 +42,7 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     else:
         conn = sqlite3.connect(path)
         conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an update's commit is on disk before old vector files go
     return conn
 
 
@@ -207,10 +207,13 @@ class Store:
 
     @guarded
     def chunk_vectors(self, rowids: Sequence[int]) -> np.ndarray:
-        """Stored vectors of the given chunks, in that order."""
+        """Stored vectors of the given chunks, in that order; a chunk an update removed since the caller read it (the
+        database is read live) gets zeros, which rank last."""
         found = dict(self.db.execute(
             f"SELECT rowid, vector FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})", list(rowids)))
-        return np.stack([np.frombuffer(found[r], dtype=np.float32) for r in rowids]) if rowids else np.zeros((0, 0))
+        gone = np.zeros(int(self.vectors.d), dtype=np.float32)
+        return np.stack([np.frombuffer(found[r], dtype=np.float32) if r in found else gone for r in rowids]) \
+            if rowids else np.zeros((0, 0))
 
     @guarded
     def article(self, article_id: str) -> Article | None:

@@ -1,8 +1,8 @@
 """The dense side of a generation on disk: a FAISS base file and the changes written since, as small delta files.
 
 An update writes one delta file with the rowids it removed and the rowids and vectors it added: work in
-proportion to what changed. Once the deltas hold more than COMPACT_SHARE of the base's vectors, an update
-writes a new base with them applied instead (amortised: each changed vector is rewritten about
+proportion to what changed. Once the deltas' rows (removals and additions) pass COMPACT_SHARE of the index's
+vectors, an update writes a new base with them applied instead (amortised: each changed vector is rewritten about
 1 / COMPACT_SHARE times), and once there are more than MAX_DELTAS delta files, it merges them into one.
 
 Which files are live is recorded in the SQLite database itself (table `meta`, key "vectors"), in the same
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sqlite3
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from . import faiss_index
 from .manifest import VECTORS, damaged
 
 STATE_KEY = "vectors"
-COMPACT_SHARE = 0.10  # delta rows, as a share of the base's vectors, above which an update writes a new base
+COMPACT_SHARE = 0.10  # delta rows, as a share of the index's vectors, above which an update writes a new base
 MAX_DELTAS = 32  # delta files above which an update merges them into one
 META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;"
 FILE = re.compile(r"(vectors(-\d+)?\.faiss|delta-\d+\.npz)")  # the files this module writes in a generation
@@ -91,13 +92,16 @@ def check(index_dir: Path, gen_dir: Path, state: dict[str, Any]) -> None:
     for name in [state["base"], *state["deltas"]]:
         try:
             size = (gen_dir / name).stat().st_size
+            first = head(gen_dir / name)
         except FileNotFoundError:
             raise damaged(index_dir, gen_dir / name, "the file is missing") from None
+        except OSError as exc:
+            raise damaged(index_dir, gen_dir / name, f"unreadable ({exc})") from None
         recorded = state.get("sizes", {}).get(name)
         if recorded is not None and size != recorded:
             raise damaged(index_dir, gen_dir / name, f"it is {size} bytes; the index recorded {recorded}")
         recorded = state.get("heads", {}).get(name)
-        if recorded is not None and head(gen_dir / name) != recorded:
+        if recorded is not None and first != recorded:
             raise damaged(index_dir, gen_dir / name, "its first bytes are not those written")
 
 
@@ -135,9 +139,12 @@ def write_delta(path: Path, removed: np.ndarray, ids: np.ndarray, vectors: np.nd
 def read_delta(index_dir: Path, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
-            return data["removed"], data["ids"], data["vectors"]
-    except (OSError, ValueError, KeyError) as exc:
+            removed, ids, vectors = data["removed"], data["ids"], data["vectors"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise damaged(index_dir, path, f"unreadable ({exc})") from None
+    if removed.ndim != 1 or ids.ndim != 1 or vectors.ndim != 2 or len(vectors) != len(ids):
+        raise damaged(index_dir, path, f"it holds {ids.shape} ids for vectors of shape {vectors.shape}")
+    return removed, ids, vectors
 
 
 def net_changes(index_dir: Path, gen_dir: Path, deltas: list[str],
@@ -173,5 +180,9 @@ def unnamed_files(gen_dir: Path, state: dict[str, Any]) -> list[Path]:
 
 
 def remove_unnamed(gen_dir: Path, state: dict[str, Any]) -> None:
+    """Best effort: a file a reader holds open (Windows) goes at a later write."""
     for path in unnamed_files(gen_dir, state):
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass

@@ -124,11 +124,13 @@ def test_a_store_opened_before_an_update_skips_what_it_removed(articles_dir: Pat
     old = Store(settings.index_dir)
     question = "lava fountains volcano eruption"
     before = retrieve(question, old, HashEmbedder(), settings, top_k=3)
+    rowid = old.db.execute("SELECT rowid FROM chunks WHERE id = ?", (before[0].chunk.id,)).fetchone()[0]
     gone = next(p for p in articles_dir.glob("*.txt") if p.resolve() == Path(before[0].source))
     gone.unlink()
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
 
     assert old.is_stale()
+    assert not old.records([rowid]) and not old.chunk_vectors([rowid]).any()  # gone mid-question: zeros, no error
     stale = retrieve(question, old, HashEmbedder(), settings, top_k=3)
     assert stale and before[0].chunk.article_id not in {h.chunk.article_id for h in stale}
     assert before[0].chunk.article_id not in {h.chunk.article_id for h in Pipeline(settings, embedder=HashEmbedder())
