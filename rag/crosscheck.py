@@ -89,6 +89,11 @@ def numbers(text: str, *, claim: bool = False) -> list[str]:
     return out
 
 
+def without_amounts(text: str) -> str:
+    """The text with its numbers and their multiplier words taken out ("$12.6 million" → "$")."""
+    return _NUMBER_UNIT.sub(" ", text)
+
+
 def _plain(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import crosscheck
 from .errors import IngestError
 from .types import Answer, Hit
 
@@ -122,10 +123,33 @@ def _has_quotes(question: Question) -> bool:
 
 
 def answer_is_correct(text: str, question: Question) -> bool:
-    got = _squash(text)
     if question.answer_parts:
-        return all(any(_squash(alias) in got for alias in part) for part in question.answer_parts)
-    return any(_squash(a) in got for a in question.answers)
+        return all(any(gives(text, alias) for alias in part) for part in question.answer_parts)
+    return any(gives(text, a) for a in question.answers)
+
+
+def gives(text: str, gold: str) -> bool:
+    """Does the answer give the gold answer? Its characters in order, white space, case and Unicode forms aside
+    ("Halifax, Nova Scotia" in "halifax,  Nova Scotia"), and a number not cut out of a longer one ("846" is not
+    in "846,000", "12.6" not in "12.65"); or, for an amount, the same value written another way, with the gold's
+    other words and signs ("$12.6 million" in "$12,600,000 [1]", but not in "12.6 million euros"). A gold answer's
+closing full stop is not asked for."""
+    gold = unicodedata.normalize("NFKC", gold).lower().rstrip(".!?。 ") or gold  # "It is over." in "It is over [1]."
+    chars = _squash(gold)
+    if not chars:
+        return False
+    text = re.sub(r"\s*\[\d+\]", "", unicodedata.normalize("NFKC", text).lower())  # citation markers are no numbers
+    body = r"\s*".join(re.escape(c) for c in chars)
+    pattern = (r"(?<!\d)(?<!\d[.,])" if chars[0].isdigit() else "") + body + (r"(?![.,]?\d)" if chars[-1].isdigit()
+                                                                             else "")
+    if re.search(pattern, text):
+        return True
+    wanted = crosscheck.numbers(gold, claim=True)
+    if not wanted:
+        return False
+    given = set(crosscheck.numbers(text, claim=True))
+    rest = crosscheck.without_amounts(gold).split()
+    return all(n in given for n in wanted) and all(_squash(word) in _squash(text) for word in rest)
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:

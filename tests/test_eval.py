@@ -31,6 +31,21 @@ def test_answer_matching_uses_aliases_and_parts() -> None:
     assert answer_is_correct("Ana Ruiz and B. Ode won [2].", two) and not answer_is_correct("Ana Ruiz won [2].", two)
 
 
+@pytest.mark.parametrize("answer,gold,right", [
+    ("The harbour sold for $7,400,000 [2].", "$7.4 million", True),  # the same amount, written out
+    ("About 3.1 million visitors came [1].", "3,100,000", True),
+    ("Some 2 000 000 riders [3].", "2 million", True),
+    ("It raised 7.4 million euros [2].", "$7.4 million", False),  # the same figure in another currency
+    ("The council paid 518,000 pounds [1].", "518", False),  # 518 thousand is not 518 (of millions)
+    ("The index rose 4.25 percent [1].", "4.2", False),
+    ("The vote fell on March 4, 2031 [1].", "4", True),  # "4, 2031" is a day and a year, not 4.2031
+    ("Flight 9 landed safely [1].", "Flight 1", False),  # the citation marker [1] is no number of the answer
+    ("The strike is over [4].", "The strike is over.", True),  # the gold answer's full stop is not asked for
+])
+def test_answers_are_matched_by_value_and_never_inside_a_longer_number(answer: str, gold: str, right: bool) -> None:
+    assert answer_is_correct(answer, Question("n", "How much?", answers=(gold,))) is right
+
+
 def test_bad_question_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="does not exist"):
         load_questions(tmp_path / "none.jsonl")
