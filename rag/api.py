@@ -264,7 +264,8 @@ class Pipeline:
                                  max_tokens=min(s.max_answer_tokens, FIND_TOKENS), min_support=s.min_support,
                                  embedder=self.embedder,
                                  second_read=self._second_read(standalone) if s.second_read != "off" else None,
-                                 agree=s.second_read == "agree")
+                                 agree=s.second_read == "agree", as_of=as_of, window_days=s.recent_window_days,
+                                 rescue_reads=s.rescue_reads)
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,
                                  max_tokens=s.max_answer_tokens, min_support=s.min_support, embedder=self.embedder)
@@ -273,7 +274,8 @@ class Pipeline:
         timings["generation_s"] = round(time.perf_counter() - t, 3)
         if outcome.rejected:
             timings["retries"] = len(outcome.rejected)
-        yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations)
+        yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations,
+                     rejected=outcome.rejected)
 
     def _second_read(self, question: str) -> Callable[[Passage], list[dict[str, str]]]:
         """The messages asking the question again over one passage alone (answer.answer_steps)."""

@@ -11,7 +11,7 @@ from .dates import annotate_relative, format_day, iso_date
 from .embed import Embedder
 from .guard import is_instruction
 from .languages import is_refusal
-from .text import content_words, split_sentences
+from .text import content_words, spelled_out, split_sentences
 from .types import Citation, Hit, Sentence
 
 # The one sentence the product says when the articles do not answer; the prompt receives it as $no_answer.
@@ -84,6 +84,7 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
                 continue
             start, end = spans[i][0], spans[i + size - 1][1]
             have = set(content_words(annotate_relative(text[start:end], published))) | dated
+            have |= spelled_out(claim, text[start:end])  # "United Kingdom" supported by "U.K."
             score = sum(w in have for w in words) / len(words) if words else 0.0
             if any(n not in have for n in numbers):
                 score *= 0.5

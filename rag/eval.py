@@ -285,7 +285,7 @@ def score_answers(questions: Sequence[Question], ask: Callable[[Question], Answe
             tally.uncited += sum(1 for s in answer.sentences if not s.markers)
         quote_rank, doc_rank = ranks.add(answer.hits[:top_k], q)
         rows.append({"id": q.id, "question": q.question, "as_of": q.as_of, "answerable": q.answerable,
-                     "answer": answer.text, "refused": answer.refused,
+                     "answer": answer.text, "refused": answer.refused, "rejected": list(answer.rejected),
                      "correct": bool(is_correct) if q.answerable else answer.refused,
                      "gold_answers": list(q.answers), "citations": citation_rows, "first_supporting_rank": quote_rank,
                      "first_gold_doc_rank": doc_rank, "timings": dict(answer.timings),

@@ -11,6 +11,7 @@ and opening them reads again.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,9 +37,19 @@ class ChunkRecord:
     published: str | None
 
 
+def writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        uri = f"{Path(path).absolute().as_uri()}?mode=ro"  # as_uri escapes a '?' or '#' in the path
+        if not writable(Path(path).parent) and not Path(f"{path}-shm").exists():
+            # A folder nobody can write (a read-only mount, a copy on a shared drive): no writer can be at work in
+            # it, and WAL's shared-memory file, which even a reader needs, cannot be made there. Without it the
+            # open fails; read the file as it stands instead.
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(path)
         conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works

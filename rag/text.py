@@ -137,6 +137,23 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
+_SHORT_FORM = re.compile(r"\b(?:[A-Z]\.){2,}|\b[A-Z]{2,5}\b(?![.,]?\d)")  # "U.K.", "UK"; not "BA.5"
+_LONG_FORM = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:of|the|and|for)\s+[A-Z][\w'’-]*|\s+[A-Z][\w'’-]*)+")
+
+
+def spelled_out(claim: str, text: str) -> set[str]:
+    """Content words of the claim's names that the text writes as their initials: "United Kingdom" where the
+    text says "U.K." or "UK", "European Central Bank" for "ECB". Articles and answers each pick one form."""
+    short = {form.replace(".", "") for form in _SHORT_FORM.findall(text)}
+    if not short:
+        return set()
+    found: set[str] = set()
+    for name in _LONG_FORM.findall(claim):
+        if "".join(w[0] for w in name.split() if w[0].isupper() and w not in ("The", "Of", "And")) in short:
+            found |= set(content_words(name))
+    return found
+
+
 def count_words(texts: Sequence[str]) -> list[int]:
     """A tokenizer-free token count (words and punctuation marks), for tests and fallbacks."""
     return [len(re.findall(r"\w+|[^\w\s]", t)) for t in texts]

@@ -119,6 +119,7 @@ class Answer:
     standalone_question: str | None = None  # the rewritten question, for follow-ups
     note: str | None = None  # e.g. that an over-long question was truncated
     as_of: str | None = None  # "YYYY-MM-DD": the day the question was asked on; nothing published later was used
+    rejected: tuple[str, ...] = ()  # why each draft before the answer was rejected ("restates", "unsupported", …)
 
     def __post_init__(self) -> None:
         if not isinstance(self.timings, Timings):
@@ -141,6 +142,7 @@ class Answer:
                 for s in self.sentences
             ],
             "hits": [h.to_dict() for h in self.hits],
+            "rejected": list(self.rejected),
             "timings": dict(self.timings),
             "model": self.model,
         }

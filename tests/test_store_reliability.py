@@ -284,6 +284,40 @@ def test_readers_opening_during_swaps_never_fail(articles_dir: Path, settings: S
     assert all(opened)
 
 
+def _freeze(folders: list[Path], frozen: bool) -> None:
+    """Make folders unwritable, for root too (root ignores file modes, not the immutable attribute), or writable."""
+    for folder in folders:
+        if not frozen and os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=False, capture_output=True)
+        folder.chmod(0o555 if frozen else 0o755)
+        if frozen and os.geteuid() == 0:
+            subprocess.run(["chattr", "+i", str(folder)], check=False, capture_output=True)
+
+
+def test_an_index_in_a_folder_nobody_may_write_opens_and_searches(indexed: Settings) -> None:
+    """A read-only mount or a shared copy: WAL's shared-memory file cannot be made there, and the index still
+    opens, read as it stands."""
+    folders = [indexed.index_dir, *(p for p in indexed.index_dir.rglob("*") if p.is_dir())]
+    _freeze(folders, True)
+    try:
+        try:
+            (indexed.index_dir / "probe").touch()
+        except OSError:
+            pass
+        else:
+            pytest.skip("this machine cannot make a folder unwritable for the test's user")
+        embedder = HashEmbedder()
+        store = Store(indexed.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim)
+        try:
+            assert store.search_dense(embedder.embed_query("volcano eruption"), 5)
+            assert store.search_lexical("volcano eruption", 5)
+            assert not store.is_stale()
+        finally:
+            store.close()
+    finally:
+        _freeze(folders, False)
+
+
 def test_a_store_knows_when_a_newer_generation_is_live(indexed: Settings) -> None:
     store = Store(indexed.index_dir)
     assert not store.is_stale()
