@@ -16,6 +16,7 @@ from .errors import (
                      IndexCorruptError,
                      IndexMismatchError,
                      IndexNotFoundError,
+                     IndexReadOnlyError,
                      IngestError,
                      MissingDependencyError,
                      ModelNotFoundError,
@@ -30,7 +31,8 @@ from .types import Answer, Article, Chunk, Citation, Hit, Sentence
 __all__ = [
     "Answer", "Article", "ArticleInfo", "Chunk", "Citation", "ConfigError", "EmbeddingServerError", "Filters",
     "GenerationError", "Hit",
-    "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReport", "IngestError",
+    "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReadOnlyError",
+    "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
     "NO_ANSWER", "REDRAFT", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
     "index_info", "list_articles", "remove_article", "search",

@@ -34,7 +34,7 @@ from .dates import (
 )
 from .embed import Embedder
 from .generate import _gbnf_literal, answer_grammar
-from .text import content_words, foreign_stopwords, spelled_out
+from .text import content_words, foreign_stopwords, spelled_out, split_sentences
 from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
@@ -259,7 +259,8 @@ def stale(passage: Passage, passages: Sequence[Passage], question: str, as_of: D
     age = age_days(passage.hit.published, as_of)
     if age is None or age <= window_days:
         return False
-    return any(0 <= a <= window_days for p in passages if (a := age_days(p.hit.published, as_of)) is not None)
+    return any(0 <= a <= window_days and not unrelated(p, question)  # a recent passage on the question's topic
+               for p in passages if (a := age_days(p.hit.published, as_of)) is not None)
 
 
 def second_read_finds(reply: str) -> bool:
@@ -286,16 +287,17 @@ def same_answer(phrase: str, reply: str, question: str) -> bool:
     return bool(short & {_initials(phrase), _initials(reply)} - {""})
 
 
-_SOURCE = re.compile(r"((?:[A-Z][\w'’.-]*\s+){1,5})(?:said|says|told|reported|reports)\b"
-                     r"|\baccording to\s+(?:the\s+)?([A-Z][\w'’.-]*(?:\s+(?:of|for|and)\s+[A-Z][\w'’.-]*"
-                     r"|\s+[A-Z][\w'’.-]*)*)")
+_SOURCE = re.compile(r"((?:[A-Z][\w'’.-]*\s+(?:(?:of|for|and|the)\s+)?){1,6})(?:said|says|told)\b")
 
 
 def source_names(question: str) -> list[list[str]]:
-    """Names the question gives as a statement's source ("The White House said…", "according to the Bureau of
-    Labour"), as question_names() words: an article reporting the statement often names the official instead."""
-    return [name for match in _SOURCE.finditer(question) for span in match.groups() if span
-            for name in question_names(f"- {span}")]
+    """Names the question gives as the source of a statement of its own, before the question proper ("The
+    Harbour Council said new boosters are coming. When…?"), as question_names() words: an article reporting the
+    statement often names the official instead. A name in the question proper is never one ("When will the
+    boosters come, according to the Harbour Council?" still needs the council in the articles)."""
+    spans = split_sentences(question)
+    preamble = question[:spans[-1][0]] if len(spans) > 1 else ""
+    return [name for match in _SOURCE.finditer(preamble) for name in question_names(f"- {match.group(1)}")]
 
 
 def absent_name(question: str, passages: Sequence[Passage]) -> bool:
@@ -363,7 +365,11 @@ def check(draft: Draft, passages: Sequence[Passage], question: str, min_support:
         return draft, "long"
     number = locate(draft, passages, question)
     if foreign and (number is None or number in foreign):
-        return _check_across(draft, [p for p in passages if p.number in foreign], question, min_support)
+        draft, reason = _check_across(draft, [p for p in passages if p.number in foreign], question, min_support)
+        if reason is None and stale(next(p for p in passages if p.number == draft.number), passages, question,
+                                    as_of, window_days):
+            reason = "stale"
+        return draft, reason
     if number is None:
         return draft, "absent"
     # (A window check, "the question's words and the answer's must stand together", was measured on the same

@@ -272,8 +272,8 @@ class Pipeline:
         outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
             "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        if outcome.rejected:
-            timings["retries"] = len(outcome.rejected)
+        if retries := [r for r in outcome.rejected if r != "none"]:  # "none": the passages were read again instead
+            timings["retries"] = len(retries)
         yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations,
                      rejected=outcome.rejected)
 

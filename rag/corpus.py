@@ -21,7 +21,7 @@ from .errors import IndexCorruptError, IndexNotFoundError, IngestError, QueryErr
 from .indexing import IndexReport, Log, add_files, remove_articles
 from .ingest import Skipped
 from .manifest import SQLITE, live_generation, read_manifest
-from .store import connect
+from .store import open_readonly
 from .uploads import Saved, save_pasted, save_uploads, uploads_dir
 
 PASTED = "pasted text"  # how a rejected paste is named among the rejected files
@@ -167,7 +167,7 @@ def _read(index_dir: Path, sql: str, args: Sequence[object]) -> list[tuple]:
     for attempt in (1, 2):
         generation = read_manifest(index_dir)["generation"]
         try:
-            conn = connect(Path(index_dir) / generation / SQLITE, readonly=True)
+            conn, _ = open_readonly(Path(index_dir) / generation / SQLITE)
             try:
                 return conn.execute(sql, list(args)).fetchall()
             finally:

@@ -45,6 +45,10 @@ class IndexCorruptError(RagError):
     """A file of the index (manifest, SQLite store, FAISS vectors) is missing, truncated or garbled."""
 
 
+class IndexReadOnlyError(RagError):
+    """The index's folder cannot be written, and its database holds an update SQLite cannot read without that."""
+
+
 class IndexBusyError(RagError):
     """Another process is building the same index."""
 

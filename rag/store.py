@@ -21,7 +21,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 
 from . import faiss_index, vector_files
-from .errors import IndexCorruptError, IndexNotFoundError
+from .errors import IndexCorruptError, IndexNotFoundError, IndexReadOnlyError, RagError
 from .lexical import affordable_terms, bm25_search, bm25_search_cjk, fts_terms, merge_bm25, term_frequencies
 from .manifest import SQLITE, check_files, check_manifest, damaged, live_generation, read_manifest
 from .text import has_cjk, without_cjk
@@ -41,19 +41,39 @@ def writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
+def open_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """(connection, frozen): the database opened for reading, live (WAL: each query sees the last commit). In a
+    folder this user may not write (a read-only mount, an index served to another user) with no writer at work,
+    WAL's shared-memory file cannot be made and that open fails: the file is then read as it stands (SQLite's
+    immutable mode, frozen=True), which is every committed update once no update is left in the -wal file. One
+    that is left there cannot be read without write access, and opening says so. (A frozen reader takes no locks:
+    a writer that starts later, as another user, may change pages under a query; Store.is_stale() sees it.)"""
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro"  # as_uri escapes a '?' or '#' in the path
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn, False
+    except sqlite3.OperationalError:
+        conn.close()
+        folder, wal = Path(path).parent, Path(f"{path}-wal")
+        if writable(folder) or not Path(path).is_file():
+            raise
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise IndexReadOnlyError(
+                f"{path} holds an update not yet folded into it ({wal.name}), and this user may not write {folder}, "
+                "which SQLite needs to read it; copy the index folder somewhere this user may write and open the "
+                "copy") from None
+    return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False), True
+
+
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """The database, for writing, or for reading where the folder may be written (a build reading the live
+    generation); readers use open_readonly()."""
     if readonly:
-        uri = f"{Path(path).absolute().as_uri()}?mode=ro"  # as_uri escapes a '?' or '#' in the path
-        if not writable(Path(path).parent) and not Path(f"{path}-shm").exists():
-            # A folder nobody can write (a read-only mount, a copy on a shared drive): no writer can be at work in
-            # it, and WAL's shared-memory file, which even a reader needs, cannot be made there. Without it the
-            # open fails; read the file as it stands instead.
-            uri += "&immutable=1"
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works
-        conn.execute("PRAGMA synchronous=FULL")  # an update's commit is on disk before old vector files go
+        return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works
+    conn.execute("PRAGMA synchronous=FULL")  # an update's commit is on disk before old vector files go
     return conn
 
 
@@ -119,7 +139,10 @@ class Store:
                                      f"{self.index_dir} --rebuild")
         check_files(self.index_dir, gen_dir, manifest)
         self.db_path = gen_dir / SQLITE
-        self.db = connect(self.db_path, readonly=True)
+        try:
+            self.db, self._frozen = open_readonly(self.db_path)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.index_dir, self.db_path, str(exc)) from None
         try:
             self.db.execute("BEGIN")  # the vector state and the chunk count of one committed update
             try:
@@ -143,12 +166,12 @@ class Store:
         if live_generation(self.index_dir) != manifest["generation"]:
             return True
         try:
-            conn = connect(self.index_dir / manifest["generation"] / SQLITE, readonly=True)
+            conn, _ = open_readonly(self.index_dir / manifest["generation"] / SQLITE)
             try:
                 return self._update >= 0 and vector_files.update_number(conn) != self._update
             finally:
                 conn.close()
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, RagError):
             return False
 
     def close(self) -> None:
@@ -160,6 +183,8 @@ class Store:
         database itself is read live."""
         if live_generation(self.index_dir) != self.manifest["generation"]:
             return True
+        if self._frozen:  # read as it stood when opened: a fresh look at the file sees any update since
+            return self._moved(self.manifest)
         try:
             return vector_files.update_number(self.db) != self._update
         except (sqlite3.DatabaseError, ValueError):

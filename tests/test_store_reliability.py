@@ -19,7 +19,8 @@ from rag.api import Pipeline, build_index, index_info
 from rag.builder import Builder
 from rag.cli import main
 from rag.config import Settings
-from rag.errors import IndexCorruptError, IndexNotFoundError
+from rag.corpus import list_articles
+from rag.errors import IndexCorruptError, IndexNotFoundError, IndexReadOnlyError
 from rag.retrieve import Filters
 from rag.store import Store
 from rag.types import Article, Chunk
@@ -312,8 +313,50 @@ def test_an_index_in_a_folder_nobody_may_write_opens_and_searches(indexed: Setti
             assert store.search_dense(embedder.embed_query("volcano eruption"), 5)
             assert store.search_lexical("volcano eruption", 5)
             assert not store.is_stale()
+            assert list_articles(indexed)
+            # its owner updates it meanwhile: the reader, which reads the file as it stood, knows to reopen
+            _freeze(folders, False)
+            corpus = indexed.index_dir.parent / "articles"
+            _add_harbour_articles(corpus)
+            build_index(corpus, settings=indexed, embedder=HashEmbedder())
+            _freeze(folders, True)
+            assert store.is_stale()
+            fresh = Store(indexed.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim)
+            assert fresh.search_lexical("ferries3 cranes", 5) and not fresh.is_stale()
+            fresh.close()
         finally:
             store.close()
+    finally:
+        _freeze(folders, False)
+
+
+def test_an_update_left_in_the_wal_of_an_unwritable_folder_is_one_clear_line(indexed: Settings,
+                                                                              tmp_path: Path) -> None:
+    """Copied while a writer held it: the update sits in the -wal file, which SQLite cannot read without writing
+    the folder. Reading the file as it stands would silently drop it."""
+    db = next(indexed.index_dir.glob("gen-*/store.sqlite"))
+    writer = sqlite3.connect(db)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE scratch(x)")
+    writer.commit()
+    copy = tmp_path / "copy"
+    shutil.copytree(indexed.index_dir, copy)
+    writer.close()
+    for shm in copy.rglob("*-shm"):
+        shm.unlink()
+    assert next(copy.glob("gen-*/store.sqlite-wal")).stat().st_size > 0
+    folders = [copy, *(p for p in copy.rglob("*") if p.is_dir())]
+    _freeze(folders, True)
+    try:
+        try:
+            (copy / "probe").touch()
+        except OSError:
+            pass
+        else:
+            pytest.skip("this machine cannot make a folder unwritable for the test's user")
+        with pytest.raises(IndexReadOnlyError, match="not yet folded into it .*copy the index folder"):
+            Store(copy)
     finally:
         _freeze(folders, False)
 
