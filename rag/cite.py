@@ -84,7 +84,7 @@ def best_support(claim: str, hit: Hit, question: str = "", min_support: float = 
                 continue
             start, end = spans[i][0], spans[i + size - 1][1]
             have = set(content_words(annotate_relative(text[start:end], published))) | dated
-            have |= spelled_out(claim, text[start:end])  # "United Kingdom" supported by "U.K."
+            have |= spelled_out(claim, text[start:end])  # "Harbour Port Authority" supported by "H.P.A."
             score = sum(w in have for w in words) / len(words) if words else 0.0
             if any(n not in have for n in numbers):
                 score *= 0.5

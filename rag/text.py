@@ -137,14 +137,14 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())
 
 
-# Dotted initials only ("U.K.", "U.N."): bare capitals are too often other things ("AI", "AR-15", "CEO", "PM").
+# Dotted initials only ("H.P.A."): bare capitals are too often other things ("AI", "AR-15", "CEO", "PM").
 _SHORT_FORM = re.compile(r"\b(?:[A-Z]\.){2,}")
 _LONG_FORM = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:of|the|and|for)\s+[A-Z][\w'’-]*|\s+[A-Z][\w'’-]*)+")
 
 
 def spelled_out(claim: str, text: str) -> set[str]:
-    """Content words of the claim's names that the text writes as their dotted initials: "United Kingdom" where
-    the text says "U.K.", "United Nations" for "U.N.". Articles and answers each pick one form."""
+    """Content words of the claim's names that the text writes as their dotted initials: "Harbour Port
+    Authority" where the text says "H.P.A.". Articles and answers each pick one form."""
     short = {form.replace(".", "") for form in _SHORT_FORM.findall(text)}
     if not short:
         return set()

@@ -286,13 +286,14 @@ def test_a_stale_draft_is_tried_again_with_the_dates() -> None:
 
 
 def test_a_name_is_found_in_its_initials() -> None:
-    passages = [_passage(1, "Ana Ruiz becomes the U.K.'s new prime minister after the vote.")]
+    passages = [_passage(1, "Ana Ruiz becomes the F.S.E.'s new prime minister after the vote.")]
     question = "Ana Ruiz became the new prime minister of which country this week?"
-    draft, reason = check(Draft(1, "the United Kingdom"), passages, question)
+    draft, reason = check(Draft(1, "the Federated States of Elbonia"), passages, question)
     assert reason is None and draft.number == 1
-    _, _, citations, refused = cite("The United Kingdom [1].", passages, question=question, found=True)
-    assert not refused and "U.K." in citations[0].quote
-    assert check(Draft(1, "the United States"), passages, question)[1] == "absent"
+    _, _, citations, refused = cite("The Federated States of Elbonia [1].", passages, question=question,
+                                    found=True)
+    assert not refused and "F.S.E." in citations[0].quote
+    assert check(Draft(1, "the Free State of Freedonia"), passages, question)[1] == "absent"
     # bare capitals are too often something else: "AI" holds no "Amy Irving", "AR-15" no "Ana Ruiz"
     lab = [_passage(1, "The AI lab named a new chief after police seized an AR-15 rifle at the museum.")]
     assert check(Draft(1, "Amy Irving"), lab, "Who did the lab name as its chief?")[1] == "absent"
