@@ -34,7 +34,7 @@ from .dates import (
 )
 from .embed import Embedder
 from .generate import _gbnf_literal, answer_grammar
-from .text import content_words, foreign_stopwords, spelled_out, split_sentences
+from .text import content_words, foreign_stopwords, initials, spelled_out, split_sentences
 from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
@@ -268,10 +268,6 @@ def second_read_finds(reply: str) -> bool:
     return reply.removeprefix("Answer:").strip(" .\n").lower() not in ("", NONE)
 
 
-def _initials(text: str) -> str:
-    return "".join(w[0] for w in re.findall(r"[A-Z][\w'’-]*", text) if w.lower() not in ("the", "of", "and"))
-
-
 def same_answer(phrase: str, reply: str, question: str) -> bool:
     """Do two answers to the question name the same thing: a shared word of their own (not the question's), or
     one the initials of the other ("NZ", "New Zealand")? Two answers with no words of their own agree."""
@@ -284,7 +280,7 @@ def same_answer(phrase: str, reply: str, question: str) -> bool:
     if mine & theirs or not (mine or theirs):
         return True
     short = {w.strip(".").upper() for w in (phrase + " " + reply).split() if w.strip(".").isupper() and len(w) > 1}
-    return bool(short & {_initials(phrase), _initials(reply)} - {""})
+    return bool(short & {initials(phrase), initials(reply)} - {""})
 
 
 _SOURCE = re.compile(r"((?:[A-Z][\w'’.-]*\s+(?:(?:of|for|and|the)\s+)?){1,6})(?:said|says|told)\b")
@@ -430,10 +426,8 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             return Outcome(no_answer, last, (), True, tuple(rejected))
         draft, reason = check(draft, passages, question, min_support, foreign=foreign, as_of=as_of,
                               window_days=window_days)
-        if reason is None and draft.number is not None:
-            shown = next(p for p in passages if p.number == draft.number).shown_text
-            draft = Draft(draft.number, widen(draft.phrase, shown))
         if reason is None:
+            draft = _widened(draft, passages)
             text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
                                                   embedder=embedder, found=True)
             if refused:
@@ -454,6 +448,14 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                     {"role": "user", "content": f"{hint} If no passage states it, write \"Answer: none\"."}]
         yield REDRAFT
     return Outcome(no_answer, last, (), True, tuple(rejected))
+
+
+def _widened(draft: Draft, passages: Sequence[Passage]) -> Draft:
+    """A checked draft's words widened to the whole name or amount they end in its passage (widen())."""
+    if draft.number is None:
+        return draft
+    shown = next(p for p in passages if p.number == draft.number).shown_text
+    return Draft(draft.number, widen(draft.phrase, shown))
 
 
 def _read_alone(generator: Any, messages: Messages) -> str:
@@ -483,8 +485,7 @@ def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages
                               question, min_support, foreign=foreign, as_of=as_of, window_days=window_days)
         if reason is not None or draft.number is None:
             continue
-        shown = next(p for p in passages if p.number == draft.number).shown_text
-        draft = Draft(draft.number, widen(draft.phrase, shown))
+        draft = _widened(draft, passages)
         text, sentences, citations, refused = cite(draft.text, passages, min_support=min_support,
                                                    question=question, embedder=embedder, found=True)
         if not refused:

@@ -41,6 +41,10 @@ def writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
+def _readonly_uri(path: Path) -> str:
+    return f"{Path(path).absolute().as_uri()}?mode=ro"  # as_uri escapes a '?' or '#' in the path
+
+
 def open_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
     """(connection, frozen): the database opened for reading, live (WAL: each query sees the last commit). In a
     folder this user may not write (a read-only mount, an index served to another user) with no writer at work,
@@ -48,7 +52,7 @@ def open_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
     immutable mode, frozen=True), which is every committed update once no update is left in the -wal file. One
     that is left there cannot be read without write access, and opening says so. (A frozen reader takes no locks:
     a writer that starts later, as another user, may change pages under a query; Store.is_stale() sees it.)"""
-    uri = f"{Path(path).absolute().as_uri()}?mode=ro"  # as_uri escapes a '?' or '#' in the path
+    uri = _readonly_uri(path)
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -70,7 +74,7 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     """The database, for writing, or for reading where the folder may be written (a build reading the live
     generation); readers use open_readonly()."""
     if readonly:
-        return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        return sqlite3.connect(_readonly_uri(path), uri=True, check_same_thread=False)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")  # readers keep the last committed state while a writer works
     conn.execute("PRAGMA synchronous=FULL")  # an update's commit is on disk before old vector files go

@@ -142,6 +142,11 @@ _SHORT_FORM = re.compile(r"\b(?:[A-Z]\.){2,}")
 _LONG_FORM = re.compile(r"[A-Z][\w'’-]*(?:\s+(?:of|the|and|for)\s+[A-Z][\w'’-]*|\s+[A-Z][\w'’-]*)+")
 
 
+def initials(text: str) -> str:
+    """The first letters of the text's capitalised words, "the", "of" and "and" aside: "Bank of Elbonia" -> "BE"."""
+    return "".join(w[0] for w in re.findall(r"[A-Z][\w'’-]*", text) if w.lower() not in ("the", "of", "and"))
+
+
 def spelled_out(claim: str, text: str) -> set[str]:
     """Content words of the claim's names that the text writes as their dotted initials: "Harbour Port
     Authority" where the text says "H.P.A.". Articles and answers each pick one form."""
@@ -150,7 +155,7 @@ def spelled_out(claim: str, text: str) -> set[str]:
         return set()
     found: set[str] = set()
     for name in _LONG_FORM.findall(claim):
-        if "".join(w[0] for w in name.split() if w[0].isupper() and w not in ("The", "Of", "And")) in short:
+        if initials(name) in short:
             found |= set(content_words(name))
     return found
 
