@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)
 FILE = re.compile(r"(vectors(-\d+)?\.faiss|delta-\d+\.npz)")  # the files this module writes in a generation
 
 
+# np.load reads each array's header with ast.literal_eval, and CPython 3.11 keeps the AST builder's depth count
+# for the whole interpreter: two threads parsing at once (a reader opening the index while the chat's indexing
+# thread merges deltas) can fail with "SystemError: AST constructor recursion depth mismatch" (CPython
+# gh-106905). Delta files are read one at a time.
+_NPZ_LOCK = threading.Lock()
 HEAD_BYTES = 4096  # the start of each file, hashed: a garbled header is caught without reading the file
 
 
@@ -138,7 +144,7 @@ def write_delta(path: Path, removed: np.ndarray, ids: np.ndarray, vectors: np.nd
 
 def read_delta(index_dir: Path, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with _NPZ_LOCK, np.load(path, allow_pickle=False) as data:
             removed, ids, vectors = data["removed"], data["ids"], data["vectors"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise damaged(index_dir, path, f"unreadable ({exc})") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,46 @@ def test_an_index_of_the_previous_format_is_read_and_then_brought_up_to_date(
     assert build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest["generation"] == \
         upgraded["generation"]
     _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+
+def test_delta_files_read_from_several_threads_at_once(tmp_path: Path) -> None:
+    """The chat opens stores in several threads while its indexing thread merges deltas. np.load parses array
+    headers with ast, whose depth count CPython 3.11 shares across threads (gh-106905): read at once, with a
+    garbage collection in the middle of a parse (forced here: tiny thresholds and a callback that runs Python),
+    they failed with "SystemError: AST constructor recursion depth mismatch" in ~10% of reads."""
+    import gc
+    import threading
+
+    from rag import vector_files
+
+    path = tmp_path / "delta-000001.npz"
+    vector_files.write_delta(path, np.arange(3), np.arange(5), np.ones((5, 8), dtype=np.float32))
+    errors: list[str] = []
+
+    def read() -> None:
+        for _ in range(300):
+            try:
+                removed, ids, vectors = vector_files.read_delta(tmp_path, path)
+                if len(ids) != 5 or vectors.shape != (5, 8):
+                    errors.append(f"read {ids} {vectors.shape}")
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    def busy(phase: str, info: dict) -> None:
+        sum(range(200))
+
+    old_interval, old_thresholds = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(5)
+    gc.callbacks.append(busy)
+    try:
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        gc.callbacks.remove(busy)
+        gc.set_threshold(*old_thresholds)
+        sys.setswitchinterval(old_interval)
+    assert not errors, errors[:3]
