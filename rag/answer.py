@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import crosscheck
@@ -395,12 +395,9 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                  no_answer: str, max_tokens: int, min_support: float, tries: int = 2,
                  embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None,
                  agree: bool = False, as_of: Date | None = None, window_days: float = 21.0,
-                 rescue_reads: int = 0, reask: Callable[[Sequence[Passage]], Messages] | None = None
-                 ) -> Generator[str, None, Outcome]:
+                 rescue_reads: int = 0) -> Generator[str, None, Outcome]:
     """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
-    again once: with reask (the messages of the same question over other passages), a draft rejected for its
-    passage (PASSAGE_REASONS) is asked afresh without that passage; else the reason is given in the same
-    conversation (the model's cache keeps the passages). With a
+    again once, with the reason, in the same conversation (the model's cache keeps the passages). With a
     multilingual embedder, passages in another language than the question are checked by numbers and names.
 
     With second_read (the messages asking the question again over one passage alone), a draft that passed the
@@ -443,13 +440,6 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         rejected.append(reason)
         if draft.number is None or attempt + 1 == tries:  # a reply not in the two-line form is not coached
             break
-        if reask is not None and reason in PASSAGE_REASONS:
-            passages, foreign = _without(passages, draft.number, reason, foreign, as_of, window_days)
-            if not passages:
-                break
-            messages = reask(passages)
-            yield REDRAFT
-            continue
         named = next((p for p in passages if p.number == draft.number), None)
         day = iso_date(named.hit.published) if named else None
         hint = RETRY[reason].format(phrase=draft.phrase, number=draft.number, published=format_day(day) if day else "",
@@ -458,26 +448,6 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                     {"role": "user", "content": f"{hint} If no passage states it, write \"Answer: none\"."}]
         yield REDRAFT
     return Outcome(no_answer, last, (), True, tuple(rejected))
-
-
-# Rejections that blame the passage rather than the words found: the retry asks afresh over the passages without
-# it (without every passage too old to be this week's news, for "stale"). Asked again in the same conversation
-# with the reason, all 11 such rejections on the dev halves and the sample set ended in a refusal. Asked afresh
-# (and with the second read seeing its chunk, which rejects fewer), 1 of 7 became a right answer, 1 a wrong one.
-PASSAGE_REASONS = frozenset({"unconfirmed", "stale", "unrelated", "unsupported"})
-
-
-def _without(passages: Sequence[Passage], number: int, reason: str, foreign: Collection[int], as_of: Date | None,
-             window_days: float) -> tuple[list[Passage], set[int]]:
-    """The passages left once the rejected one goes (and, for "stale", every one older than window_days on the
-    as-of date), numbered 1..n again, and which of them are in another language than the question."""
-    def old(p: Passage) -> bool:
-        age = age_days(p.hit.published, as_of) if as_of is not None else None
-        return reason == "stale" and age is not None and age > window_days
-
-    kept = [p for p in passages if p.number != number and not old(p)]
-    renumbered = [replace(p, number=n) for n, p in enumerate(kept, 1)]
-    return renumbered, {n for n, p in enumerate(kept, 1) if p.number in foreign}
 
 
 def _widened(draft: Draft, passages: Sequence[Passage]) -> Draft:
@@ -529,17 +499,8 @@ def _confirmed(generator: Any, second_read: Callable[[Passage], Messages], passa
                draft: Draft, question: str, agree: bool) -> bool:
     """Does the same model, reading the draft's passage alone, find an answer (the same one, with agree)? A
     generator that prefills is handed "Answer:" and writes only the words, which come sooner."""
-    reply = _read_alone(generator, second_read(with_its_chunk(next(p for p in passages if p.number == draft.number),
-                                                               passages)))
+    reply = _read_alone(generator, second_read(next(p for p in passages if p.number == draft.number)))
     return second_read_finds(reply) and (not agree or same_answer(draft.phrase, reply, question))
-
-
-def with_its_chunk(passage: Passage, passages: Sequence[Passage]) -> Passage:
-    """The passage with the other sentences shown from its chunk, in the chunk's order: each sentence has its own
-    number, and one read alone often lacks what the question names ("Won by Elbonia's Ana Ruiz, this year's
-    race…" under "The 2031 Harbour Cup is over")."""
-    spans = sorted({s for p in passages if p.hit.chunk.id == passage.hit.chunk.id for s in p.spans})
-    return replace(passage, spans=tuple(spans))
 
 
 def _recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:

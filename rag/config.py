@@ -124,9 +124,7 @@ class Settings:
     # is rejected when that read finds no answer; "agree": also when its answer differs from the draft's (catches
     # 43 of 48 wrong-relation claims of tests/data/relation_probes.jsonl but rejects 6 of 48 true ones; end to end
     # on the rtqa_dev dev half it turned 2 wrong answers into refusals and refused 3 right ones: 0.519 against
-    # 0.577 for "found"); "off". Read with the other sentences shown from its chunk, and with a rejected draft asked
-    # afresh without its passage (answer.PASSAGE_REASONS), on the dev halves (rgb_en / rtqa_dev / sample set):
-    # "found" 0.648 / 0.635 / 0.923, "off" 0.630 / 0.635 / 0.923; before both changes, "found" 0.593 / 0.635 / 0.923.
+    # 0.577 for "found"); "off".
     second_read: str = "found"
     rescue_reads: int = 0  # when the model finds no answer, the best passages read again one at a time (up to this
     # many) before refusing; 0: refuse at once. Measured with 2 on the rtqa_dev dev half: of five refusals, none

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
 
 import pytest
 
@@ -91,11 +90,7 @@ def test_a_second_read_of_the_passage_alone_must_find_an_answer(indexed: Setting
     assert len(second) == 1 and QUESTION in second[0]["content"] and "gold coins" in second[0]["content"]
     assert "[1]" not in second[0]["content"]  # one passage, no numbers to confuse it
     assert gen.grammars[1] == SECOND_READ_GRAMMAR
-    # the retry asks afresh over the other passages: the one the second read found nothing in is gone
-    first, again = gen.calls[0][-1]["content"], gen.calls[2][-1]["content"]
-    assert [m["role"] for m in gen.calls[2]] == ["system", "user"]
-    rejected = next(line for line in first.splitlines() if line.startswith("[1] "))[4:]
-    assert again.count("\n[") == first.count("\n[") - 1 and rejected not in again
+    assert "does not state the answer" in gen.calls[2][-1]["content"]  # the retry says why
     confirmed, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
                                        "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: 42 gold coins")
     assert not confirmed.ask(QUESTION).refused and len(gen.calls) == 2
@@ -108,7 +103,7 @@ def test_with_agree_the_second_read_must_name_the_same_thing(indexed: Settings) 
     settings = indexed.replace(min_dense_score=0.0, second_read="agree")
     pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: a silver crown",
                                       "Source: [1]\nAnswer: none")
-    assert pipeline.ask(QUESTION).refused and [m["role"] for m in gen.calls[2]] == ["system", "user"]
+    assert pipeline.ask(QUESTION).refused and "does not state the answer" in gen.calls[2][-1]["content"]
     pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: gold coins")
     assert not pipeline.ask(QUESTION).refused
     assert same_answer("the United Kingdom", "Answer: UK", "Which country?")
@@ -321,75 +316,3 @@ def test_a_copied_sentence_is_not_an_answer() -> None:
     sentence = "Thieves stole 42 Roman gold coins from the museum in a night raid on Tuesday"
     assert check(Draft(1, sentence), passages, QUESTION)[1] == "long"
     assert check(Draft(1, "42 Roman gold coins"), passages, QUESTION)[1] is None
-
-
-def _outcome(steps):  # type: ignore[no-untyped-def]
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
-def _shown(passages: Sequence[Passage]) -> list[dict[str, str]]:
-    from rag.context import format_passages
-
-    return [{"role": "user", "content": format_passages(passages)}]
-
-
-RACE = ("Harbour Cup results. The 2031 Harbour Cup is over, and what a race it was! "
-        "Won by Ana Ruiz of Elbonia, it ended in Port Vale.")
-
-
-def _race_passages() -> list[Passage]:
-    """Three sentences of one chunk, each its own number, as select_context shows them; and an unrelated one."""
-    hit = Hit(chunk=Chunk("r1-000", "r1", RACE, 0, len(RACE)), score=1.0, rank=1, title="Harbour Cup",
-              source="r1.txt")
-    spans = [(m.start(), m.end()) for m in re.finditer(r"[^.!]+[.!]", RACE)][1:]
-    other = _passage(4, "The ferry timetable changes on Monday.", "Ferries")
-    return [Passage(n, hit, (span,)) for n, span in enumerate(spans, 1)] + [other]
-
-
-def test_the_second_read_sees_the_other_sentences_shown_from_the_cited_chunk() -> None:
-    question = "Who won the 2031 Harbour Cup?"
-    gen = ScriptedGenerator(["Source: [2]\nAnswer: Ana Ruiz", "Answer: Ana Ruiz"])
-    outcome = _outcome(answer_steps(gen, _shown(_race_passages()), _race_passages(), question, no_answer=NO_ANSWER,
-                                    max_tokens=40, min_support=0.5, second_read=lambda p: _shown([p])))
-    assert outcome.text.startswith("Ana Ruiz [2]") and not outcome.refused
-    read = gen.calls[1][0]["content"]  # the 2031 race the question names is in the sentence before the answer's
-    assert "The 2031 Harbour Cup is over" in read and "Won by Ana Ruiz" in read and "ferry" not in read
-
-
-def test_a_draft_whose_passage_fails_is_asked_afresh_without_that_passage() -> None:
-    question = "Which band announced a reunion tour?"
-    passages = [*BANDS, _dated(3, "The band Pier Nine announced a reunion tour on Monday.", "2024-05-27")]
-    gen = ScriptedGenerator(["Source: [1]\nAnswer: Harbour Lights", "Answer: none",
-                             "Source: [2]\nAnswer: Pier Nine"])
-    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
-                                    min_support=0.5, second_read=lambda p: _shown([p]), reask=_shown))
-    assert outcome.rejected == ("unconfirmed",) and outcome.text.startswith("Pier Nine [2]")
-    again = gen.calls[2]
-    assert len(again) == 1 and "Harbour Lights" not in again[0]["content"]  # a fresh ask, not a conversation
-    assert "[1] The band Quay Rovers" in again[0]["content"] and "[2] The band Pier Nine" in again[0]["content"]
-    assert outcome.citations[0].quote.startswith("The band Pier Nine")  # cited by the new numbers
-    # the same draft, rejected for its words rather than its passage, is coached in the same conversation
-    gen = ScriptedGenerator(["Source: [1]\nAnswer: the band", "Source: [1]\nAnswer: Harbour Lights"])
-    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
-                                    min_support=0.5, reask=_shown))
-    assert outcome.rejected == ("restates",) and "only repeats the question" in gen.calls[1][-1]["content"]
-
-
-def test_a_stale_draft_is_asked_afresh_over_the_recent_passages_only() -> None:
-    question = "Which band announced a reunion tour this week?"
-    passages = [*BANDS, _dated(3, "The band Pier Nine announced a reunion tour in 2015.", "2015-03-02")]
-    gen = ScriptedGenerator(["Source: [2]\nAnswer: Quay Rovers", "Source: [1]\nAnswer: Harbour Lights"])
-    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
-                                    min_support=0.5, as_of=ASKED_ON, reask=_shown))
-    assert outcome.rejected == ("stale",) and outcome.text.startswith("Harbour Lights [1]")
-    again = gen.calls[1][0]["content"]
-    assert "Harbour Lights" in again and "Quay Rovers" not in again and "Pier Nine" not in again
-    # nothing left to ask over: refused without another call
-    gen = ScriptedGenerator(["Source: [1]\nAnswer: Harbour Lights", "Answer: none"])
-    outcome = _outcome(answer_steps(gen, _shown(BANDS[:1]), BANDS[:1], question, no_answer=NO_ANSWER, max_tokens=40,
-                                    min_support=0.5, second_read=lambda p: _shown([p]), reask=_shown))
-    assert outcome.refused and outcome.rejected == ("unconfirmed",) and len(gen.calls) == 2
