@@ -62,3 +62,10 @@ def scripted_pipeline(settings: Settings, *replies: str) -> tuple[Pipeline, Scri
     """A Pipeline on the fakes whose model answers with `replies`, in order."""
     gen = ScriptedGenerator(replies)
     return Pipeline(settings, embedder=HashEmbedder(), generator=gen), gen
+
+
+def write_fillers(corpus: Path, n: int) -> None:
+    """n long filler articles (filler00.txt…), enough pages that removing most of them makes a build VACUUM."""
+    for i in range(n):
+        (corpus / f"filler{i:02d}.txt").write_text(
+            f"Filler report {i}\n\n" + " ".join(f"paragraph{i} word{j} of the weekly bulletin." for j in range(60)))

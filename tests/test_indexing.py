@@ -19,6 +19,7 @@ from rag.manifest import FORMAT_VERSION
 from rag.retrieve import Filters
 from rag.store import Store
 
+from .conftest import write_fillers
 from .fakes import HashEmbedder
 
 
@@ -393,9 +394,7 @@ def test_term_counts_follow_the_changed_articles_alone(articles_dir: Path, setti
 def test_a_small_removal_keeps_free_pages_a_large_one_compacts(articles_dir: Path, settings: Settings) -> None:
     import sqlite3
 
-    for i in range(40):
-        (articles_dir / f"filler{i:02d}.txt").write_text(
-            f"Filler report {i}\n\n" + " ".join(f"paragraph{i} word{j} of the weekly bulletin." for j in range(60)))
+    write_fillers(articles_dir, 40)
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
 
     def free_share() -> float:

@@ -25,7 +25,7 @@ from rag.retrieve import Filters
 from rag.store import Store
 from rag.types import Article, Chunk
 
-from .conftest import ROOT, scripted_pipeline
+from .conftest import ROOT, scripted_pipeline, write_fillers
 from .fakes import HashEmbedder
 
 # A build in a child process, on the fakes, that dies (os._exit, as a kill) at the embedding call the test
@@ -190,18 +190,12 @@ def _sqlite_killed_build(corpus: Path, settings: Settings, kill_at: int) -> dict
     return json.loads(run.stdout.splitlines()[-1])
 
 
-def _fillers(corpus: Path, n: int) -> None:
-    for i in range(n):
-        (corpus / f"filler{i:02d}.txt").write_text(
-            f"Filler report {i}\n\n" + " ".join(f"paragraph{i} word{j} of the weekly bulletin." for j in range(60)))
-
-
 def test_a_kill_inside_sqlite_work_even_vacuum_leaves_a_searchable_index(articles_dir: Path, settings: Settings,
                                                                           tmp_path: Path) -> None:
     """An update that removes most of the index (so that it ends in VACUUM) is killed at points spread over all
     its SQLite work and at three points inside its VACUUM. Each time the live index is the old one or the new
     one, never a mix, and the next run brings it to exactly what a clean build of the new articles holds."""
-    _fillers(articles_dir, 40)
+    write_fillers(articles_dir, 40)
     old_corpus = tmp_path / "old"
     shutil.copytree(articles_dir, old_corpus)
     for i in range(30):
@@ -399,7 +393,10 @@ def test_readers_opening_during_swaps_never_fail(articles_dir: Path, settings: S
     assert not errors, errors[:3]
     assert all(opened)
     store = Store(settings.index_dir)
-    assert len(store.state["deltas"]) == (0 if compact_share < 1 else 10)
+    try:
+        assert len(store.state["deltas"]) == (0 if compact_share < 1 else 10)
+    finally:
+        store.close()
 
 
 def _freeze(folders: list[Path], frozen: bool) -> None:
