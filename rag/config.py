@@ -124,7 +124,11 @@ class Settings:
     # is rejected when that read finds no answer; "agree": also when its answer differs from the draft's (catches
     # 43 of 48 wrong-relation claims of tests/data/relation_probes.jsonl but rejects 6 of 48 true ones; end to end
     # on the rtqa_dev dev half it turned 2 wrong answers into refusals and refused 3 right ones: 0.519 against
-    # 0.577 for "found"); "off".
+    # 0.577 for "found"); "off". With a rejected draft asked afresh without its passage (answer.PASSAGE_REASONS),
+    # on the dev halves (rgb_en / rtqa_dev / sample set): "found" 0.630 / 0.635 / 0.923 (before: 0.593 / 0.635 /
+    # 0.923), "off" 0.630 / 0.635 / 0.923 but more wrong answers where "found" refuses. (Read with the other
+    # sentences shown from its chunk, "found" reached 0.648 on rgb_en dev but confirmed answers to 2 of the
+    # cross-lingual set's 8 unanswerable questions.)
     second_read: str = "found"
     rescue_reads: int = 0  # when the model finds no answer, the best passages read again one at a time (up to this
     # many) before refusing; 0: refuse at once. Measured with 2 on the rtqa_dev dev half: of five refusals, none

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -90,7 +92,11 @@ def test_a_second_read_of_the_passage_alone_must_find_an_answer(indexed: Setting
     assert len(second) == 1 and QUESTION in second[0]["content"] and "gold coins" in second[0]["content"]
     assert "[1]" not in second[0]["content"]  # one passage, no numbers to confuse it
     assert gen.grammars[1] == SECOND_READ_GRAMMAR
-    assert "does not state the answer" in gen.calls[2][-1]["content"]  # the retry says why
+    # the retry asks afresh over the other passages: the one the second read found nothing in is gone
+    first, again = gen.calls[0][-1]["content"], gen.calls[2][-1]["content"]
+    assert [m["role"] for m in gen.calls[2]] == ["system", "user"]
+    rejected = next(line for line in first.splitlines() if line.startswith("[1] "))[4:]
+    assert again.count("\n[") == first.count("\n[") - 1 and rejected not in again
     confirmed, gen = scripted_pipeline(indexed.replace(min_dense_score=0.0),
                                        "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: 42 gold coins")
     assert not confirmed.ask(QUESTION).refused and len(gen.calls) == 2
@@ -103,7 +109,7 @@ def test_with_agree_the_second_read_must_name_the_same_thing(indexed: Settings) 
     settings = indexed.replace(min_dense_score=0.0, second_read="agree")
     pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: a silver crown",
                                       "Source: [1]\nAnswer: none")
-    assert pipeline.ask(QUESTION).refused and "does not state the answer" in gen.calls[2][-1]["content"]
+    assert pipeline.ask(QUESTION).refused and [m["role"] for m in gen.calls[2]] == ["system", "user"]
     pipeline, gen = scripted_pipeline(settings, "Source: [1]\nAnswer: 42 Roman gold coins", "Answer: gold coins")
     assert not pipeline.ask(QUESTION).refused
     assert same_answer("the United Kingdom", "Answer: UK", "Which country?")
@@ -316,3 +322,110 @@ def test_a_copied_sentence_is_not_an_answer() -> None:
     sentence = "Thieves stole 42 Roman gold coins from the museum in a night raid on Tuesday"
     assert check(Draft(1, sentence), passages, QUESTION)[1] == "long"
     assert check(Draft(1, "42 Roman gold coins"), passages, QUESTION)[1] is None
+
+
+def _outcome(steps):  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def _shown(passages: Sequence[Passage]) -> list[dict[str, str]]:
+    from rag.context import format_passages
+
+    return [{"role": "user", "content": format_passages(passages)}]
+
+
+def test_a_draft_whose_passage_fails_is_asked_afresh_without_that_passage() -> None:
+    question = "Which band announced a reunion tour?"
+    passages = [*BANDS, _dated(3, "The band Pier Nine announced a reunion tour on Monday.", "2024-05-27")]
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Harbour Lights", "Answer: none",
+                             "Source: [2]\nAnswer: Pier Nine", "Answer: Pier Nine"])
+    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, second_read=lambda p: _shown([p]), reask=_shown))
+    assert outcome.rejected == ("unconfirmed",) and outcome.text.startswith("Pier Nine [2]")
+    assert gen.calls[3] == _shown([replace(passages[2], number=2)])  # the retried draft's passage, read alone
+    again = gen.calls[2]
+    assert len(again) == 1 and "Harbour Lights" not in again[0]["content"]  # a fresh ask, not a conversation
+    assert "[1] The band Quay Rovers" in again[0]["content"] and "[2] The band Pier Nine" in again[0]["content"]
+    assert outcome.citations[0].quote.startswith("The band Pier Nine")  # cited by the new numbers
+    # asked afresh, the draft must name what the second read names: found elsewhere is not enough
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Harbour Lights", "Answer: none",
+                             "Source: [2]\nAnswer: Pier Nine", "Answer: a farewell concert"])
+    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, second_read=lambda p: _shown([p]), reask=_shown))
+    assert outcome.refused and outcome.rejected == ("unconfirmed", "unconfirmed")
+    # the same draft, rejected for its words rather than its passage, is coached in the same conversation
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: the band", "Source: [1]\nAnswer: Harbour Lights"])
+    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, reask=_shown))
+    assert outcome.rejected == ("restates",) and "only repeats the question" in gen.calls[1][-1]["content"]
+
+
+def test_a_stale_draft_is_asked_afresh_over_the_recent_passages_only() -> None:
+    question = "Which band announced a reunion tour this week?"
+    passages = [*BANDS, _dated(3, "The band Pier Nine announced a reunion tour in 2015.", "2015-03-02")]
+    gen = ScriptedGenerator(["Source: [2]\nAnswer: Quay Rovers", "Source: [1]\nAnswer: Harbour Lights"])
+    outcome = _outcome(answer_steps(gen, _shown(passages), passages, question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, as_of=ASKED_ON, reask=_shown))
+    assert outcome.rejected == ("stale",) and outcome.text.startswith("Harbour Lights [1]")
+    again = gen.calls[1][0]["content"]
+    assert "Harbour Lights" in again and "Quay Rovers" not in again and "Pier Nine" not in again
+    # nothing left to ask over: refused without another call
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Harbour Lights", "Answer: none"])
+    outcome = _outcome(answer_steps(gen, _shown(BANDS[:1]), BANDS[:1], question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, second_read=lambda p: _shown([p]), reask=_shown))
+    assert outcome.refused and outcome.rejected == ("unconfirmed",) and len(gen.calls) == 2
+
+
+FERRY = [_passage(1, "The new harbour ferry Gullwing carries 60 passengers and 20 bicycles.", "Ferry news"),
+         _passage(2, "A single crossing on the Gullwing costs 3.40 euros; children ride free.", "Ferry news")]
+
+
+@pytest.mark.parametrize("question, money", [
+    ("How much does a single crossing on the Gullwing cost?", True),
+    ("What is the price of a day pass for the Gullwing?", True),
+    ("How much was the ferry company fined?", True),
+    ("Combien coûte la traversée du Gullwing ?", True),
+    ("Wie viel kostet eine Fahrt mit der Gullwing?", True),
+    ("¿Cuánto cuesta un viaje en el Gullwing?", True),
+    ("Gullwing渡轮的票价是多少？", True),
+    ("How many passengers does the Gullwing carry?", False),
+    ("Combien de passagers le Gullwing transporte-t-il ?", False),
+    ("Wie viele Fahrgäste passen auf die Gullwing?", False),
+    ("¿Cuántos pasajeros lleva el Gullwing?", False),
+    ("Which company paid for the Gullwing?", False),
+    ("How much did ferry fares rise this year?", False),  # a change: a share or a difference answers it
+])
+def test_a_question_asking_what_something_costs_is_told_apart(question: str, money: bool) -> None:
+    from rag.kinds import asks_money
+
+    assert asks_money(question) is money
+
+
+def test_a_price_question_wants_an_amount_of_money_not_another_number() -> None:
+    question = "How much does a single crossing on the Gullwing cost?"
+    assert check(Draft(1, "60 passengers and 20 bicycles"), FERRY, question)[1] == "kind"
+    assert check(Draft(1, "60"), FERRY, question)[1] == "kind"
+    assert check(Draft(1, "60 euros"), FERRY, question)[1] == "kind"  # a currency the passage does not give
+    assert check(Draft(2, "3.40"), FERRY, question)[1] is None  # the currency stands just after the words
+    assert check(Draft(2, "3.40 euros"), FERRY, question)[1] is None
+    assert check(Draft(1, "60"), FERRY, "How many passengers does the Gullwing carry?")[1] is None
+    faehre = [_passage(1, "Die Fähre Gullwing bietet Platz für 60 Fahrgäste und 20 Fahrräder.", "Fähre"),
+              _passage(2, "Eine Fahrt mit der Gullwing kostet 3,40 Euro.", "Fähre")]  # another language
+    assert check(Draft(1, "60 Fahrgäste"), faehre, question, foreign={1, 2})[1] == "kind"
+    assert check(Draft(2, "3,40"), faehre, question, foreign={1, 2})[1] is None
+    assert check(Draft(2, "3.40 euros"), faehre, question, foreign={1, 2})[1] is None  # written another way
+    assert check(Draft(1, "60 euros"), faehre, question, foreign={1, 2})[1] == "kind"
+    # rejected, the words are coached in the same conversation, and a "none" then refuses
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: 60 passengers", "Source: [1]\nAnswer: none"])
+    outcome = _outcome(answer_steps(gen, _shown(FERRY[:1]), FERRY[:1], question, no_answer=NO_ANSWER,
+                                    max_tokens=40, min_support=0.5, reask=_shown))
+    assert outcome.refused and outcome.rejected == ("kind",)
+    assert "not an amount of money" in gen.calls[1][-1]["content"]
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: 60 passengers", "Source: [2]\nAnswer: 3.40 euros"])
+    outcome = _outcome(answer_steps(gen, _shown(FERRY), FERRY, question, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5))
+    assert not outcome.refused and outcome.text.startswith("3.40 euros [2]")
