@@ -390,8 +390,7 @@ def of_its_kind(draft: Draft, passages: Sequence[Passage], question: str) -> boo
     question asks what something costs (rag/kinds.py), its currency in the passage beside the words or their
     number. Measured on the money questions of every set (4 rtqa_dev, 1 seed, 6 cross-lingual): the 6 answered
     right stay right, the 2 wrong ones as they were, and an unanswerable ticket price is now refused instead of
-    answered with a ferry's seats and bicycle places (the retry wrote "60 euros", which the passage does not give
-    either)."""
+    answered with a ferry's seats and bicycle places (the retry added a currency the passage does not give)."""
     if draft.number is None or not asks_money(question):
         return True
     passage = next(p for p in passages if p.number == draft.number)

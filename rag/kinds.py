@@ -4,7 +4,7 @@ amount of money, not by the number of seats the passage gives beside it.
 
 Only money is checked. A "how many" answer always held a number in the stored runs, right or wrong, so a number
 check would catch nothing; a price question answered with a count of something else is the one mistake of this
-kind seen (an unanswerable question of the cross-lingual set answered "60 passengers and 20 bicycles").
+kind seen (an unanswerable ticket price answered with a ferry's seats and bicycle places).
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def names_money(text: str) -> bool:
 
 def money_around(phrase: str, text: str, *, after: int = 24) -> bool:
     """Is there an amount of money in the passage text where the found words stand: the words themselves with what
-    stands just before and after them ("405 million" then "euros"), or, for words the passage does not hold as
+    stands just before and after them ("72 million" then "pounds"), or, for words the passage does not hold as
     they are (another language, another way of writing the number), each place the passage states their number
-    ("9,500,000 yuan" for "9,5 Millionen Euro")? A currency the words add and the passage lacks ("60 euros"
-    where it says "60 Fahrgäste") is not one."""
+    ("3,200,000 yuan" for "3,2 Millionen Euro")? A currency the words add and the passage lacks ("48 euros"
+    where it says "48 Sitze") is not one."""
     spots = [(m.start(), m.end()) for m in re.finditer(re.escape(phrase.strip()), text)] if phrase.strip() else []
     if not spots:
         wanted = set(numbers(phrase, claim=True))

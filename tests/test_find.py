@@ -380,7 +380,7 @@ def test_a_stale_draft_is_asked_afresh_over_the_recent_passages_only() -> None:
     assert outcome.refused and outcome.rejected == ("unconfirmed",) and len(gen.calls) == 2
 
 
-FERRY = [_passage(1, "The new harbour ferry Gullwing carries 60 passengers and 20 bicycles.", "Ferry news"),
+FERRY = [_passage(1, "The Gullwing, the harbour's new ferry, seats 48 riders and has 12 cycle racks.", "Ferry news"),
          _passage(2, "A single crossing on the Gullwing costs 3.40 euros; children ride free.", "Ferry news")]
 
 
@@ -407,25 +407,25 @@ def test_a_question_asking_what_something_costs_is_told_apart(question: str, mon
 
 def test_a_price_question_wants_an_amount_of_money_not_another_number() -> None:
     question = "How much does a single crossing on the Gullwing cost?"
-    assert check(Draft(1, "60 passengers and 20 bicycles"), FERRY, question)[1] == "kind"
-    assert check(Draft(1, "60"), FERRY, question)[1] == "kind"
-    assert check(Draft(1, "60 euros"), FERRY, question)[1] == "kind"  # a currency the passage does not give
+    assert check(Draft(1, "48 riders and 12 cycle racks"), FERRY, question)[1] == "kind"
+    assert check(Draft(1, "48"), FERRY, question)[1] == "kind"
+    assert check(Draft(1, "48 euros"), FERRY, question)[1] == "kind"  # a currency the passage does not give
     assert check(Draft(2, "3.40"), FERRY, question)[1] is None  # the currency stands just after the words
     assert check(Draft(2, "3.40 euros"), FERRY, question)[1] is None
-    assert check(Draft(1, "60"), FERRY, "How many passengers does the Gullwing carry?")[1] is None
-    faehre = [_passage(1, "Die Fähre Gullwing bietet Platz für 60 Fahrgäste und 20 Fahrräder.", "Fähre"),
+    assert check(Draft(1, "48"), FERRY, "How many riders does the Gullwing seat?")[1] is None
+    faehre = [_passage(1, "Die Gullwing hat 48 Sitze und 12 Radstellplätze.", "Fähre"),
               _passage(2, "Eine Fahrt mit der Gullwing kostet 3,40 Euro.", "Fähre")]  # another language
-    assert check(Draft(1, "60 Fahrgäste"), faehre, question, foreign={1, 2})[1] == "kind"
+    assert check(Draft(1, "48 Sitze"), faehre, question, foreign={1, 2})[1] == "kind"
     assert check(Draft(2, "3,40"), faehre, question, foreign={1, 2})[1] is None
     assert check(Draft(2, "3.40 euros"), faehre, question, foreign={1, 2})[1] is None  # written another way
-    assert check(Draft(1, "60 euros"), faehre, question, foreign={1, 2})[1] == "kind"
+    assert check(Draft(1, "48 euros"), faehre, question, foreign={1, 2})[1] == "kind"
     # rejected, the words are coached in the same conversation, and a "none" then refuses
-    gen = ScriptedGenerator(["Source: [1]\nAnswer: 60 passengers", "Source: [1]\nAnswer: none"])
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: 48 riders", "Source: [1]\nAnswer: none"])
     outcome = _outcome(answer_steps(gen, _shown(FERRY[:1]), FERRY[:1], question, no_answer=NO_ANSWER,
                                     max_tokens=40, min_support=0.5, reask=_shown))
     assert outcome.refused and outcome.rejected == ("kind",)
     assert "not an amount of money" in gen.calls[1][-1]["content"]
-    gen = ScriptedGenerator(["Source: [1]\nAnswer: 60 passengers", "Source: [2]\nAnswer: 3.40 euros"])
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: 48 riders", "Source: [2]\nAnswer: 3.40 euros"])
     outcome = _outcome(answer_steps(gen, _shown(FERRY), FERRY, question, no_answer=NO_ANSWER, max_tokens=40,
                                     min_support=0.5))
     assert not outcome.refused and outcome.text.startswith("3.40 euros [2]")
