@@ -14,6 +14,7 @@ from .config import Settings
 from .dates import Date, age_days, names_past_time, parse_as_of, wants_recent
 from .embed import Embedder, is_multilingual
 from .errors import QueryError
+from .languages import question_language
 from .rerank import Reranker
 from .signals import AnswerSignals
 from .store import ChunkRecord, Store
@@ -56,6 +57,23 @@ def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int) ->
         for rank, item in enumerate(ranking, 1):
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return scores
+
+
+def lexical_stand_ins(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]],
+                      language_of: dict[int, str | None], asked: str) -> dict[int, tuple[int, float]]:
+    """For dense candidates in another language than the question: the BM25 rank and score each stands in with,
+    its dense rank and the BM25 score found at that rank, where that is better than its own.
+
+    BM25 matches words, so a passage in another language is lexically invisible however well it answers, and
+    fusion sank it: over the bundled sample corpus, the Chinese passage that states what an English question asks
+    was the dense side's first but 32nd of the fused pool, behind every English passage found by both sides, and
+    never reached the answer. With its dense rank standing in for the BM25 rank it cannot have, it competes as a
+    passage both sides agree on, no more. Passages of the question's language, and of unknown language, keep
+    their own BM25 ranks."""
+    own = {r: i for i, (r, _) in enumerate(lexical, 1)}
+    return {r: (rank, lexical[rank - 1][1] if rank <= len(lexical) else 0.0)
+            for rank, (r, _) in enumerate(dense, 1)
+            if language_of.get(r) not in (None, asked) and own.get(r, math.inf) > rank}
 
 
 def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_article_cap: int,
@@ -180,14 +198,22 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     dense, lexical, query_vec = _candidates(text, store, embedder, settings, filters, day, mode)
     fused = fuse([[r for r, _ in dense], [r for r, _ in lexical]],
                  [settings.dense_weight, settings.lexical_weight], settings.rrf_k)
+    dense_of, lexical_of = dict(dense), dict(lexical)
+    rescored_bm25 = dict(lexical_of)  # with the stand-ins; Hit.lexical_score stays what BM25 itself found
+    if mode == "hybrid" and dense and is_multilingual(embedder):
+        own = {r: i for i, (r, _) in enumerate(lexical, 1)}
+        stand_ins = lexical_stand_ins(dense, lexical, store.languages(r for r, _ in dense), question_language(text))
+        for r, (rank, bm25) in stand_ins.items():
+            fused[r] += settings.lexical_weight * (1 / (settings.rrf_k + rank)
+                                                   - (1 / (settings.rrf_k + own[r]) if r in own else 0.0))
+            rescored_bm25[r] = max(lexical_of.get(r, 0.0), bm25)
     order = sorted(fused, key=lambda r: -fused[r])
     pool = order[: max(top_k * 4, settings.rescore_candidates)]
     records = store.records(pool)
     pool = [r for r in pool if r in records]  # a chunk an update removed since the store's vectors were read
-    dense_of, lexical_of = dict(dense), dict(lexical)
     if query_vec is not None and pool:  # cosine for every candidate, also those only BM25 found
         dense_of.update(zip(pool, (store.chunk_vectors(pool) @ query_vec).tolist()))
-    scores = _rescore(text, pool, records, dense_of, lexical_of, settings, day,
+    scores = _rescore(text, pool, records, dense_of, rescored_bm25, settings, day,
                       multilingual=is_multilingual(embedder))
     pool = sorted(pool, key=lambda r: -scores[r])
     if reranker is not None and pool:

@@ -338,3 +338,35 @@ def test_use_finds_the_chinese_article_for_an_english_question(tmp_path: Path) -
     assert any("嫦娥六号" in h.title for h in hits[:5])
     hits = pipeline.retrieve("嫦娥六号共采集了多少克月球样品？")
     assert "嫦娥六号" in hits[0].title and hits[0].lexical_score  # BM25 finds it too
+
+
+# An English question whose answer only a Chinese article gives, beside English articles full of the question's
+# words. With NumberEmbedder ("9" is the probe's name, "512" the grams) the Chinese article is the dense side's
+# best; BM25 cannot read it at all.
+LANTERN_ZH = ("灯笼9号探测器带回小行星样品\n2031年3月2日\n\n灯笼9号探测器返回舱昨日着陆，科研人员称重后确认，"
+              "灯笼9号共带回小行星样品512克。")
+LANTERN_EN = {f"lantern{i}.txt": f"Lantern-9 probe news {i}\n2 March 2031\n\nThe Lantern-9 probe will bring back "
+                                 f"grams of asteroid samples, its team said, in {40 + i} days from now, and the grams "
+                                 f"brought back will be weighed at {7 + i} sites."
+              for i in range(3)}
+
+
+def test_a_passage_in_another_language_is_not_sunk_for_lacking_the_questions_words(tmp_path: Path) -> None:
+    """BM25 cannot match words across languages, so fusion used to rank a Chinese passage that the multilingual
+    embedder put first below every English passage both sides found: its dense rank now stands in for the BM25
+    rank it cannot have. An English-only embedder (no cross-language cosines) keeps plain fusion."""
+    settings = Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", top_k=3)
+    build_index(_write(tmp_path / "corpus", {"lantern_zh.txt": LANTERN_ZH, **LANTERN_EN}), settings=settings,
+                embedder=NumberEmbedder())
+    question = "How many grams of asteroid samples did the Lantern-9 probe bring back?"
+    hits = Pipeline(settings, embedder=NumberEmbedder()).retrieve(question, as_of="2031-03-05")
+    assert "灯笼9号" in hits[0].title
+    # the hit still shows BM25's own score for it (the "9" it shares), below the English passages'
+    assert (hits[0].lexical_score or 0.0) < min(h.lexical_score or 0.0 for h in hits[1:])
+    blind = NumberEmbedder()
+    blind.multilingual = False  # type: ignore[misc]
+    plain = Pipeline(settings, embedder=blind).retrieve(question, as_of="2031-03-05")
+    assert all("灯笼9号" not in h.title for h in plain)
+    # a Chinese question reads the Chinese article by its own words: nothing stands in
+    own = Pipeline(settings, embedder=NumberEmbedder()).retrieve("灯笼9号带回了多少克样品？", as_of="2031-03-05")
+    assert "灯笼9号" in own[0].title

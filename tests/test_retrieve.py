@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag import Pipeline, QueryError, Settings
-from rag.retrieve import fuse, more_of_lead, prepare_question, retrieve, select
+from rag.retrieve import fuse, lexical_stand_ins, more_of_lead, prepare_question, retrieve, select
 from rag.signals import AnswerSignals
 
 from .fakes import HashEmbedder, QuotingGenerator
@@ -32,6 +32,22 @@ def test_reciprocal_rank_fusion() -> None:
     assert scores[3] > scores[2] and scores[4] < scores[2]
     weighted = fuse([[1, 2], [2, 1]], [1.0, 0.0], k=60)
     assert weighted[1] > weighted[2]
+
+
+def test_passages_in_another_language_stand_in_with_their_dense_rank() -> None:
+    dense = [(7, 0.6), (1, 0.5), (8, 0.45), (9, 0.4), (2, 0.3)]
+    lexical = [(1, 12.0), (2, 9.0), (3, 8.0), (4, 5.0), (9, 2.0)]
+    language_of = {7: "zh", 1: "en", 8: None, 9: "fr", 2: "en"}
+    # 7 (Chinese, dense 1st, no BM25) stands in as BM25's 1st; 9 (French, BM25 5th) as its dense 4th; 8 is of
+    # unknown language and 1, 2 are in the question's language: their own BM25 ranks stand
+    assert lexical_stand_ins(dense, lexical, language_of, "en") == {7: (1, 12.0), 9: (4, 5.0)}
+    # a foreign passage BM25 ranks better than dense keeps its own rank; beyond BM25's list it stands in with 0
+    assert lexical_stand_ins([(5, 0.9), (6, 0.8), (4, 0.7)], [(4, 3.0)], {4: "de", 5: "en", 6: "de"}, "en") == \
+        {6: (2, 0.0)}
+    assert lexical_stand_ins([(4, 0.9)], [(4, 3.0)], {4: "de"}, "en") == {}
+    # asked in Chinese: the English and French passages BM25 ranks no better than dense stand in
+    assert lexical_stand_ins(dense, lexical, language_of, "zh") == {9: (4, 5.0)}
+    assert lexical_stand_ins(dense, [], language_of, "zh") == {1: (2, 0.0), 9: (4, 0.0), 2: (5, 0.0)}
 
 
 def test_per_article_cap_and_mmr() -> None:
