@@ -35,7 +35,6 @@ class ChunkRecord:
     title: str
     source: str
     published: str | None
-    language: str | None = None  # the article's, as detected at indexing (None: too little text to tell)
 
 
 def writable(folder: Path) -> bool:
@@ -241,10 +240,10 @@ class Store:
         if not rowids:
             return {}
         rows = self.db.execute(
-            'SELECT c.rowid, c.id, c.article_id, c.text, c.start, c."end", a.title, a.source, a.published, '
-            f"a.language FROM chunks c JOIN articles a ON a.id = c.article_id "
-            f"WHERE c.rowid IN ({','.join('?' * len(rowids))})", rowids)
-        return {r[0]: ChunkRecord(r[0], Chunk(r[1], r[2], r[3], r[4], r[5]), r[6], r[7], r[8], r[9]) for r in rows}
+            'SELECT c.rowid, c.id, c.article_id, c.text, c.start, c."end", a.title, a.source, a.published '
+            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.rowid IN ({','.join('?' * len(rowids))})",
+            rowids)
+        return {r[0]: ChunkRecord(r[0], Chunk(r[1], r[2], r[3], r[4], r[5]), r[6], r[7], r[8]) for r in rows}
 
     @guarded
     def languages(self, rowids: Iterable[int]) -> dict[int, str | None]:
