@@ -482,6 +482,10 @@ def bench_hybrid_scale(sizes: list[int], args: argparse.Namespace) -> list[dict]
             say("  re-index of 1 changed article (Builder: delete it, add it again, commit; a delta file), median "
                 f"of 3: {float(np.median([u['total'] for u in updates])):.2f} s; steps of the median run: "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(updates, key=lambda u: u['total'])[1].items()))
+            reopen = time_reopen(index_dir)
+            say(f"  the chat's reopen after those updates (a new Store while the stale one is still open), median "
+                f"of 3: {reopen['store']:.3f} s; the base and deltas read as a store read them before it shared the "
+                f"base (vector_files.load): {reopen['read']:.3f} s")
             compaction = time_one_update(index_dir, doc_embedder, compact=True)
             say(f"  the same update folding the deltas into a new FAISS base (one update does, each time "
                 f"{faiss_index_share()}): {compaction['total']:.2f} s; steps: "
@@ -560,6 +564,29 @@ def time_one_update(index_dir: Path, embedder: Embedder, compact: bool = False) 
     for (_, before), (step, t) in zip(marks, marks[1:]):  # a step met twice (a second old generation) adds up
         steps[f"to {step}"] = steps.get(f"to {step}", 0.0) + t - before
     return {"total": marks[-1][1] - marks[0][1], **steps}
+
+
+def time_reopen(index_dir: Path) -> dict[str, float]:
+    """Seconds to open the store again while the stale one is open, as the chat does after an update (it shares
+    the FAISS base and reads only the delta files), and to read the base with its deltas applied, as every
+    reopen did before (vector_files.load, which the builder still uses to fold deltas into a new base). Medians
+    of 3."""
+    from rag import vector_files
+    from rag.store import Store
+
+    held = Store(index_dir)
+    store_s, read_s = [], []
+    try:
+        for _ in range(3):
+            started = time.perf_counter()
+            Store(index_dir).close()
+            store_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            vector_files.load(index_dir, index_dir / held.manifest["generation"], held.state, None)
+            read_s.append(time.perf_counter() - started)
+    finally:
+        held.close()
+    return {"store": float(np.median(store_s)), "read": float(np.median(read_s))}
 
 
 def serve(index_dir: Path) -> int:

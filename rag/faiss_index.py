@@ -37,32 +37,31 @@ def read_vectors(index_dir: Path, path: Path, manifest: dict[str, Any]) -> Any:
     return index
 
 
-def set_nprobe(index: Any, info: dict[str, Any]) -> None:
-    """IVF lists searched per query, as the manifest's faiss entry says (the manifest says which kind was written)."""
-    import faiss
-
-    if info.get("type") == "ivf":
-        faiss.extract_index_ivf(index).nprobe = int(info.get("nprobe", 16))
-
-
 def search(index: Any, info: dict[str, Any], query: np.ndarray, top_n: int,
-           allowed: Sequence[int] | None = None) -> list[tuple[int, float]]:
-    """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
+           allowed: Sequence[int] | None = None, hidden: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids and never `hidden` ones
+    (those a later delta removed: the index itself is shared and never changed, vector_files.Vectors)."""
     import faiss
 
     if index.ntotal == 0 or (allowed is not None and not allowed):
         return []
-    params = None
+    hidden = np.zeros(0, dtype=np.int64) if hidden is None else hidden
+    selector: Any = None
     if allowed is not None:
-        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        ids = np.asarray(allowed, dtype=np.int64)
+        selector = faiss.IDSelectorBatch(ids[~np.isin(ids, hidden)] if len(hidden) else ids)
+    elif len(hidden):
+        hidden_ids = faiss.IDSelectorBatch(np.asarray(hidden, dtype=np.int64))
+        selector = faiss.IDSelectorNot(hidden_ids)  # (it does not own hidden_ids, which stays alive till the end)
+    ivf = info.get("type") == "ivf"
+    params = None
+    if selector is not None or ivf:
         # (faiss's SWIG wrappers take these keywords; its type stubs do not list them)
-        params = (faiss.SearchParametersIVF(sel=selector,  # type: ignore[call-arg]
-                                            nprobe=faiss.extract_index_ivf(index).nprobe)
-                  if info.get("type") == "ivf"
-                  else faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
-    scores, ids = index.search(np.asarray(query, dtype=np.float32).reshape(1, -1),
-                               min(top_n, index.ntotal), params=params)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        params = (faiss.SearchParametersIVF(sel=selector, nprobe=int(info.get("nprobe", 16)))  # type: ignore[call-arg]
+                  if ivf else faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
+    scores, found = index.search(np.asarray(query, dtype=np.float32).reshape(1, -1),
+                                 min(top_n, index.ntotal), params=params)
+    return [(int(i), float(s)) for i, s in zip(found[0], scores[0]) if i >= 0]
 
 
 def ivf_codec(info: dict[str, Any]) -> str:

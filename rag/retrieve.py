@@ -60,7 +60,8 @@ def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int) ->
 
 
 def lexical_stand_ins(dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]],
-                      language_of: dict[int, str | None], asked: str) -> dict[int, tuple[int, float]]:
+                      language_of: dict[int, str | None], asked: str, own: dict[int, int] | None = None
+                      ) -> dict[int, tuple[int, float]]:
     """For dense candidates in another language than the question: the BM25 rank and score each stands in with,
     its dense rank and the BM25 score found at that rank, where that is better than its own.
 
@@ -69,11 +70,16 @@ def lexical_stand_ins(dense: Sequence[tuple[int, float]], lexical: Sequence[tupl
     was the dense side's first but 32nd of the fused pool, behind every English passage found by both sides, and
     never reached the answer. With its dense rank standing in for the BM25 rank it cannot have, it competes as a
     passage both sides agree on, no more. Passages of the question's language, and of unknown language, keep
-    their own BM25 ranks."""
-    own = {r: i for i, (r, _) in enumerate(lexical, 1)}
+    their own BM25 ranks. own: BM25's rank of each rowid, when the caller has it already."""
+    own = lexical_ranks(lexical) if own is None else own
     return {r: (rank, lexical[rank - 1][1] if rank <= len(lexical) else 0.0)
             for rank, (r, _) in enumerate(dense, 1)
             if language_of.get(r) not in (None, asked) and own.get(r, math.inf) > rank}
+
+
+def lexical_ranks(lexical: Sequence[tuple[int, float]]) -> dict[int, int]:
+    """BM25's rank (from 1) of each rowid it found."""
+    return {r: i for i, (r, _) in enumerate(lexical, 1)}
 
 
 def select(order: Sequence[int], article_of: dict[int, str], top_k: int, per_article_cap: int,
@@ -201,8 +207,9 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     dense_of, lexical_of = dict(dense), dict(lexical)
     rescored_bm25 = dict(lexical_of)  # with the stand-ins; Hit.lexical_score stays what BM25 itself found
     if mode == "hybrid" and dense and is_multilingual(embedder):
-        own = {r: i for i, (r, _) in enumerate(lexical, 1)}
-        stand_ins = lexical_stand_ins(dense, lexical, store.languages(r for r, _ in dense), question_language(text))
+        own = lexical_ranks(lexical)
+        stand_ins = lexical_stand_ins(dense, lexical, store.languages(r for r, _ in dense), question_language(text),
+                                      own)
         for r, (rank, bm25) in stand_ins.items():
             fused[r] += settings.lexical_weight * (1 / (settings.rrf_k + rank)
                                                    - (1 / (settings.rrf_k + own[r]) if r in own else 0.0))

@@ -20,7 +20,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import faiss_index, vector_files
+from . import vector_files
 from .errors import IndexCorruptError, IndexNotFoundError, IndexReadOnlyError, RagError
 from .lexical import affordable_terms, bm25_search, bm25_search_cjk, fts_terms, merge_bm25, term_frequencies
 from .manifest import SQLITE, check_files, check_manifest, damaged, live_generation, read_manifest
@@ -134,7 +134,6 @@ class Store:
                 # the files this store read of, since it read which were live: read again.
                 if attempt == 3 or not self._moved(manifest):
                     raise
-        faiss_index.set_nprobe(self.vectors, self.state["faiss"])
 
     def _open(self, gen_dir: Path, manifest: dict[str, Any]) -> None:
         """Open the generation's files, with the cheap checks that turn damage into one line."""
@@ -156,7 +155,7 @@ class Store:
             self._update = int(self.state.get("update", 0))
             self._has_term_df = check_sqlite(self.db, self.index_dir, self.db_path, self.state.get("ntotal"))
             self.db.execute("COMMIT")
-            self.vectors = vector_files.load(self.index_dir, gen_dir, self.state, manifest.get("embedder", {})
+            self.vectors = vector_files.view(self.index_dir, gen_dir, self.state, manifest.get("embedder", {})
                                              .get("dim"))
         except BaseException:
             self.db.close()
@@ -201,7 +200,7 @@ class Store:
     def search_dense(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None
                      ) -> list[tuple[int, float]]:
         """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
-        return faiss_index.search(self.vectors, self.state["faiss"], query, top_n, allowed)
+        return self.vectors.search(query, top_n, allowed)
 
     @guarded
     def search_lexical(self, question: str, top_n: int, allowed: Sequence[int] | None = None,

@@ -20,7 +20,9 @@ import os
 import re
 import sqlite3
 import threading
+import weakref
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,83 @@ def load(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None)
         raise damaged(index_dir, gen_dir / state["base"], f"it holds {index.ntotal} vectors of {index.d} dims with "
                                                           f"its deltas; the index recorded {ntotal} of {dim}")
     return index
+
+
+class _Base:
+    """A base file as read: a FAISS index that is never changed once read, so that every view of the same file
+    shares it (bases are written once under a new name and only ever removed)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+
+_BASES: weakref.WeakValueDictionary[tuple[Any, ...], _Base] = weakref.WeakValueDictionary()  # held by their views
+_BASES_LOCK = threading.Lock()
+
+
+def _shared_base(index_dir: Path, path: Path) -> _Base:
+    """The base at path, read once for as long as a view holds it: reopening a store after an update reads only
+    the new delta files, not the whole base again (at 1M chunks 380 MiB of codes, or 1.5 GiB of floats, held
+    twice meanwhile). A file is known by its device, inode, size, modification time and first bytes."""
+    try:
+        st = path.stat()
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, head(path))
+    except OSError as exc:  # a compaction removed it since check() (the store then reads the state again)
+        raise damaged(index_dir, path, f"unreadable ({exc})") from None
+    with _BASES_LOCK:
+        base = _BASES.get(key)
+        if base is None:
+            base = _BASES[key] = _Base(faiss_index.read_vectors(index_dir, path, {}))
+        return base
+
+
+class Vectors:
+    """The dense side of one state, read-only: its base (shared with every other view of the same file) searched
+    without the rowids the deltas removed, and the vectors the deltas added, searched exactly beside it. The
+    results are the same as those of the base with the deltas applied (faiss_index.update); for an IVF base the
+    added vectors are searched exactly instead of through its lists."""
+
+    def __init__(self, base: _Base, info: dict[str, Any], hidden: np.ndarray, added: Any | None) -> None:
+        self._base, self.info, self.added = base, info, added
+        self.hidden = np.asarray(hidden, dtype=np.int64)
+        self.ntotal = int(base.index.ntotal) - len(self.hidden) + (int(added.ntotal) if added is not None else 0)
+        self.d = int(base.index.d)
+
+    @property
+    def base(self) -> Any:
+        return self._base.index
+
+    def search(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None
+               ) -> list[tuple[int, float]]:
+        """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
+        if allowed is not None and not allowed:
+            return []
+        found = faiss_index.search(self.base, self.info, query, top_n, allowed, hidden=self.hidden)
+        if self.added is not None:
+            found += faiss_index.search(self.added, {"type": "flat"}, query, top_n, allowed)
+            found = sorted(found, key=lambda hit: -hit[1])[:top_n]
+        return found
+
+
+def view(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None) -> Vectors:
+    """A read-only view of the state's vectors (Vectors), checked like load()'s, reading only the deltas when
+    another view holds the same base."""
+    import faiss
+
+    check(index_dir, gen_dir, state)
+    base = _shared_base(index_dir, gen_dir / state["base"])
+    hidden, added = np.zeros(0, dtype=np.int64), None
+    if state["deltas"]:
+        hidden, ids, vecs = net_changes(index_dir, gen_dir, state["deltas"])
+        if len(ids):
+            added = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
+            added.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
+    vectors = Vectors(base, state.get("faiss", {}), hidden, added)
+    ntotal = state.get("ntotal")
+    if (ntotal is not None and vectors.ntotal != ntotal) or (dim is not None and vectors.d != dim):
+        raise damaged(index_dir, gen_dir / state["base"], f"it holds {vectors.ntotal} vectors of {vectors.d} dims "
+                                                          f"with its deltas; the index recorded {ntotal} of {dim}")
+    return vectors
 
 
 def write_delta(path: Path, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray) -> int:

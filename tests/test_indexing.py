@@ -196,7 +196,7 @@ def test_approximate_index_above_threshold(articles_dir: Path, settings: Setting
     build_index(articles_dir, settings=small, embedder=HashEmbedder())  # the coded index updated in place
     store = _store(small, HashEmbedder())
     assert store.chunk_count == store.db.execute("SELECT count(*) FROM chunks").fetchone()[0] == store.vectors.ntotal
-    assert type(store.vectors).__name__ == "IndexIVFScalarQuantizer"
+    assert type(store.vectors.base).__name__ == "IndexIVFScalarQuantizer"
     assert Pipeline(small, embedder=HashEmbedder()).retrieve("committee topic77 budget9", top_k=3)[0].title == \
         "Report new"
 
@@ -219,7 +219,7 @@ def test_ivf_codec_is_a_setting_and_a_change_of_codec_rebuilds(articles_dir: Pat
     _many_reports(articles_dir)
     flat = settings.replace(ann_threshold=20, ivf_nprobe=256, ivf_codec="flat")
     assert build_index(articles_dir, settings=flat, embedder=HashEmbedder()).manifest["faiss"]["codec"] == "flat"
-    assert type(_store(flat, HashEmbedder()).vectors).__name__ == "IndexIVFFlat"
+    assert type(_store(flat, HashEmbedder()).vectors.base).__name__ == "IndexIVFFlat"
     question = "committee topic41 budget6"
     query = HashEmbedder().embed_query(question)
     exact = dict(_store(flat, HashEmbedder()).search_dense(query, 5))
@@ -229,7 +229,7 @@ def test_ivf_codec_is_a_setting_and_a_change_of_codec_rebuilds(articles_dir: Pat
     report = build_index(articles_dir, settings=sq8, embedder=HashEmbedder())
     assert report.manifest["faiss"]["codec"] == "sq8" and report.manifest["counts"]["articles"] == 66
     store = _store(sq8, HashEmbedder())
-    assert type(store.vectors).__name__ == "IndexIVFScalarQuantizer" and store.vectors.ntotal == store.chunk_count
+    assert type(store.vectors.base).__name__ == "IndexIVFScalarQuantizer" and store.vectors.ntotal == store.chunk_count
     coded = dict(store.search_dense(query, 5))
     assert list(coded)[:3] == list(exact)[:3]  # 8-bit codes: the scores move a little, not the order of the best
     assert all(coded[rowid] == pytest.approx(exact[rowid], abs=0.02) for rowid in set(coded) & set(exact))

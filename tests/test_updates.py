@@ -3,14 +3,17 @@ delta file, never a copy of the index, and the index it leaves searches exactly 
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rag import vector_files
 from rag.api import Pipeline, build_index
 from rag.config import Settings
 from rag.retrieve import retrieve
@@ -113,6 +116,50 @@ def test_deltas_fold_into_a_new_base_or_into_one_delta(articles_dir: Path, setti
     _write_harbour(articles_dir, 9)
     compacted = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
     assert _vector_files(settings) == {f"vectors-{compacted.manifest['update']:06d}.faiss"}
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+
+def test_reopening_after_an_update_reads_only_its_delta(articles_dir: Path, settings: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat reopens its store after every update: the FAISS base, which an update never changes, is shared
+    with the store still open instead of read again (at 1M chunks hundreds of MiB, held twice meanwhile); only a
+    compaction's new base is read. A base no store holds any more is let go."""
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    first = Store(settings.index_dir)
+    reads: list[Path] = []
+    real_read = vector_files.faiss_index.read_vectors
+
+    def counted(index_dir: Path, path: Path, manifest: dict[str, object]) -> object:
+        reads.append(path)
+        return real_read(index_dir, path, manifest)
+
+    monkeypatch.setattr(vector_files.faiss_index, "read_vectors", counted)
+    _write_harbour(articles_dir, 1)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert first.is_stale()
+
+    second = Store(settings.index_dir)
+    assert reads == [] and second.vectors.base is first.vectors.base
+    assert second.chunk_count == first.chunk_count + 1  # the added harbour chunk is searched beside the base
+    found = second.records([r for r, _ in second.search_dense(HashEmbedder().embed_query("harbour board ferries1"), 1)])
+    assert [rec.chunk.article_id for rec in found.values()] == [
+        second.db.execute("SELECT id FROM articles WHERE title = 'Harbour report 1'").fetchone()[0]]
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 0.0)  # the next update writes a new base
+    _write_harbour(articles_dir, 2)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    reads.clear()
+    third = Store(settings.index_dir)
+    assert reads == [_gen(settings) / third.state["base"]] and third.vectors.base is not first.vectors.base
+    assert not third.state["deltas"]
+    old_base = weakref.ref(first.vectors.base)
+    for store in (first, second):
+        store.close()
+    del first, second, store
+    gc.collect()
+    assert old_base() is None  # no store holds the old base: its memory is free
     _same_as_a_fresh_build(articles_dir, settings, tmp_path)
 
 
