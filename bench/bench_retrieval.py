@@ -218,12 +218,11 @@ def bench_ivf(n: int, data: np.ndarray, ids: np.ndarray, queries: np.ndarray, tr
 
 
 def real_vectors(index_dirs: list[Path]) -> np.ndarray:
-    """The exact float vectors of real indexes (their live generations' SQLite), as built by `rag index` with
-    MiniLM (the model real_questions embeds the questions with)."""
-    import sqlite3
-
+    """The exact float vectors of real indexes, as built by `rag index` with MiniLM (the model real_questions
+    embeds the questions with)."""
     from rag.embed import DEFAULT_EMBED_NAME
-    from rag.manifest import SQLITE, read_manifest
+    from rag.manifest import read_manifest
+    from rag.store import Store
 
     parts = []
     for index_dir in index_dirs:
@@ -231,11 +230,11 @@ def real_vectors(index_dirs: list[Path]) -> np.ndarray:
         if manifest["embedder"]["name"] != DEFAULT_EMBED_NAME:
             raise SystemExit(f"{index_dir} was built with {manifest['embedder']['name']}; --real-vectors needs "
                              f"{DEFAULT_EMBED_NAME} (RAG_EMBED_MODEL=minilm rag index ...)")
-        db = sqlite3.connect(f"file:{index_dir / manifest['generation'] / SQLITE}?mode=ro", uri=True)
-        blobs = [r[0] for r in db.execute("SELECT vector FROM chunks ORDER BY rowid")]
-        db.close()
-        parts.append(np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, DIM))
-        say(f"  {len(blobs):,} vectors from {index_dir}")
+        store = Store(index_dir)  # the exact vectors, wherever the index keeps them (rag/vector_files.py)
+        rowids = [r[0] for r in store.db.execute("SELECT rowid FROM chunks ORDER BY rowid")]
+        parts.append(store.chunk_vectors(rowids).reshape(-1, DIM))
+        store.close()
+        say(f"  {len(rowids):,} vectors from {index_dir}")
     return np.ascontiguousarray(np.concatenate(parts))
 
 
@@ -526,24 +525,23 @@ def time_one_update(index_dir: Path, embedder: Embedder, compact: bool = False) 
     base with the deltas folded in, as one does each time the deltas reach COMPACT_SHARE of the index."""
     from rag import builder as rag_builder
     from rag import vector_files
-    from rag.manifest import SQLITE, read_manifest
-    from rag.store import connect
+    from rag.store import Store
     from rag.types import Article, Chunk
 
-    live = index_dir / read_manifest(index_dir)["generation"] / SQLITE
-    db = connect(live, readonly=True)
+    store = Store(index_dir)
+    db = store.db
     (article_id,) = db.execute("SELECT id FROM articles ORDER BY random() LIMIT 1").fetchone()
     row = db.execute("SELECT id, title, text, source, published, language, url, sha256 FROM articles WHERE id = ?",
                      (article_id,)).fetchone()
-    parts = db.execute('SELECT id, article_id, text, start, "end", vector FROM chunks WHERE article_id = ? '
+    parts = db.execute('SELECT id, article_id, text, start, "end", rowid FROM chunks WHERE article_id = ? '
                        "ORDER BY rowid", (article_id,)).fetchall()
     path = db.execute("SELECT path, size, mtime_ns FROM files WHERE article_ids LIKE ?",
                       (f'%"{article_id}"%',)).fetchone()
-    db.close()
+    vectors = store.chunk_vectors([p[5] for p in parts])  # wherever the index keeps them (rag/vector_files.py)
+    store.close()
     article = Article(id=row[0], title=row[1], text=row[2], source=row[3], published=row[4], language=row[5],
                       url=row[6], sha256=row[7])
     chunks = [Chunk(p[0], p[1], p[2], p[3], p[4]) for p in parts]
-    vectors = np.frombuffer(b"".join(p[5] for p in parts), dtype=np.float32).reshape(len(parts), -1)
     marks: list[tuple[str, float]] = [("start", time.perf_counter())]
     real_fault_point, share = rag_builder.fault_point, vector_files.COMPACT_SHARE
     rag_builder.fault_point = lambda step: marks.append((step, time.perf_counter()))  # type: ignore[assignment]

@@ -130,6 +130,7 @@ class Builder:
             track_changes(self.db)
         self.removed_rowids: list[int] = []
         self.added: list[tuple[int, np.ndarray]] = []
+        self.sqlite_vectors = vector_files.sqlite_vectors(self.state)  # where this build's floats go until commit
         # rowids are never reused, so that a reader holding older vectors never takes one chunk for another
         top = self.db.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
         self.next_rowid = max(int(self.state.get("max_rowid") or 0), int(top)) + 1
@@ -217,9 +218,10 @@ class Builder:
         for chunk, vec in zip(chunks, vectors):
             rowid = self.next_rowid
             self.next_rowid += 1
+            blob = np.asarray(vec, dtype=np.float32).tobytes() if self.sqlite_vectors else None
             self.db.execute('INSERT INTO chunks(rowid, id, article_id, start, "end", text, vector) '
                             "VALUES (?,?,?,?,?,?,?)", (rowid, chunk.id, chunk.article_id, chunk.start, chunk.end,
-                                                       chunk.text, np.asarray(vec, dtype=np.float32).tobytes()))
+                                                       chunk.text, blob))
             fts_row = (fts_title, fts_text(chunk.text))
             self.db.execute("INSERT INTO chunks_fts(rowid, title, body) VALUES (?, ?, ?)", (rowid, *fts_row))
             if self.incremental_terms:
@@ -399,9 +401,10 @@ class Builder:
             state.update(deltas=[*deltas, name], delta_rows=int(state["delta_rows"]) + rows)
         else:
             name = VECTORS if not self.in_place else f"vectors-{update:06d}.faiss"
-            index, info = self._new_base(total, reusable)
+            index, info, every = self._new_base(total, reusable)
             faiss_index.write(index, self.gen_dir / name)
-            state.update(base=name, deltas=[], delta_rows=0, faiss=info)
+            self._keep_floats_once(vector_files.wants_sqlite_vectors(info), every)
+            state.update(base=name, deltas=[], delta_rows=0, faiss=info, sqlite_vectors=self.sqlite_vectors)
         fsync_dir(self.gen_dir)
         files = vector_files.named(state)
         return {**state, "update": update, "ntotal": total, "max_rowid": self.next_rowid - 1,
@@ -413,25 +416,62 @@ class Builder:
         return (np.stack([v for _, v in self.added]).astype(np.float32) if self.added
                 else np.zeros((0, dim), dtype=np.float32))
 
-    def _new_base(self, total: int, reusable: bool) -> tuple[Any, dict[str, Any]]:
+    def _new_base(self, total: int, reusable: bool
+                  ) -> tuple[Any, dict[str, Any], tuple[np.ndarray, np.ndarray] | None]:
         """The whole FAISS index of this build: the previous one with the changes applied when its kind still
-        fits, else built again from the vectors in the database."""
+        fits, else built again from every chunk's vector (returned too, as (rowids, vectors))."""
         if self.previous is not None and reusable:
-            old_dir = self.gen_dir if self.in_place else self.index_dir / self.previous["generation"]
-            index = vector_files.load(self.index_dir, old_dir, self.state, int(self.embedder["dim"]))
+            index = self._previous_index()
             faiss_index.update(index, self.removed_rowids, self.added)
-            return index, dict(self.state["faiss"])
+            return index, dict(self.state["faiss"]), None
         ids, vecs = self._all_vectors(int(self.embedder["dim"]))
-        return faiss_index.build(ids, vecs, int(self.embedder["dim"]), total, self.ann_threshold, self.nprobe,
-                                 self.ivf_codec)
+        return (*faiss_index.build(ids, vecs, int(self.embedder["dim"]), total, self.ann_threshold, self.nprobe,
+                                   self.ivf_codec), (ids, vecs))
+
+    def _previous_index(self) -> Any:
+        """The previous state's FAISS index, its deltas applied."""
+        assert self.previous is not None
+        old_dir = self.gen_dir if self.in_place else self.index_dir / self.previous["generation"]
+        return vector_files.load(self.index_dir, old_dir, self.state, int(self.embedder["dim"]))
 
     def _all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every chunk's vector, as this build's open transaction sees them."""
+        """Every chunk's vector, as this build's open transaction sees them: this build's additions, the
+        database's floats where it holds them (an IVF index's), and the rest from the previous flat index."""
         rows = self.db.execute("SELECT rowid, vector FROM chunks ORDER BY rowid").fetchall()
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(-1, dim) if rows else \
-            np.zeros((0, dim), dtype=np.float32)
+        vecs = np.zeros((len(rows), dim), dtype=np.float32)
+        added = dict(self.added)
+        kept = []  # positions of chunks whose vectors only the previous flat index holds
+        for i, (rowid, blob) in enumerate(rows):
+            if rowid in added:
+                vecs[i] = added[rowid]
+            elif blob is not None:
+                vecs[i] = np.frombuffer(blob, dtype=np.float32)
+            else:
+                kept.append(i)
+        if kept:
+            if self.previous is None or self.state["faiss"].get("type") == "ivf":
+                raise damaged(self.index_dir, self.db_path, f"{len(kept)} chunks have no vector, in it or in the "
+                                                            "vector files")
+            try:
+                vecs[kept] = self._previous_index().reconstruct_batch(ids[kept])
+            except RuntimeError:  # a rowid the flat index does not hold
+                raise damaged(self.index_dir, self.gen_dir / self.state["base"],
+                              "it lacks vectors of chunks the database holds") from None
         return ids, vecs
+
+    def _keep_floats_once(self, in_sqlite: bool, every: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Move the float vectors to where the new base wants them, in this build's transaction: into the database
+        for an IVF base (`every` chunk's, computed when the base was built anew, which a change of kind always
+        is), out of it for a flat one, whose files hold them exactly (vector_files)."""
+        if in_sqlite and not self.sqlite_vectors:
+            assert every is not None, "an index became IVF without being built anew"
+            ids, vecs = every
+            self.db.executemany("UPDATE chunks SET vector = ? WHERE rowid = ?",
+                                ((v.tobytes(), r) for r, v in zip(ids.tolist(), vecs)))
+        elif not in_sqlite and self.sqlite_vectors:
+            self.db.execute("UPDATE chunks SET vector = NULL WHERE vector IS NOT NULL")
+        self.sqlite_vectors = in_sqlite
 
     def _remove_unnamed_generations(self) -> None:
         """Remove every generation folder but the one the manifest names and, after a new generation's swap, the

@@ -2,11 +2,12 @@
 built, updated and searched within allowed rowids. FAISS ids are the chunks' SQLite rowids.
 
 Above the threshold the IVF lists hold 8-bit scalar-quantised codes of the vectors (`sq8`, 384 bytes a MiniLM
-vector instead of 1,536: 380 MiB at 1M vectors instead of 1,478), and the exact float vectors stay in SQLite, which
-rebuilds read and the retriever's cosines come from. `RAG_IVF_CODEC=flat` keeps floats in the lists. Recall@10
-against exact search at nprobe 16, real MiniLM vectors of rtqa_dev + rgb_en and their questions: 0.988 at their
-size, 0.978 when replicated to 1M with near-duplicates (flat lists: 0.994, 0.999); bench/bench_retrieval.py
---real-vectors, README "Speed".
+vector instead of 1,536: 380 MiB at 1M vectors instead of 1,478), and the exact float vectors are kept in SQLite
+too, which rebuilds read and the retriever's cosines come from. Below it the flat index is their only copy
+(vector_files.py). `RAG_IVF_CODEC=flat` keeps floats in the lists (and so, not the default, keeps them twice).
+Recall@10 against exact search at nprobe 16, real MiniLM vectors of rtqa_dev + rgb_en and their questions: 0.988
+at their size, 0.978 when replicated to 1M with near-duplicates (flat lists: 0.994, 0.999);
+bench/bench_retrieval.py --real-vectors, README "Speed".
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def ivf_codec(info: dict[str, Any]) -> str:
 
 def reusable(old_info: dict[str, Any], total: int, ann_threshold: int, codec: str) -> bool:
     """Can the previous index be updated in place? When its kind still fits (and an IVF was trained on at
-    least a quarter of today's vectors, with the codec asked for); otherwise it is rebuilt from the vectors
-    stored in SQLite."""
+    least a quarter of today's vectors, with the codec asked for); otherwise it is rebuilt from the exact vectors
+    (SQLite's, or the previous flat index's: builder.Builder._all_vectors)."""
     want_ivf = total > ann_threshold
     trained_n = int(old_info.get("trained_n", 0))
     if (old_info.get("type") == "ivf") != want_ivf:

@@ -256,13 +256,18 @@ class Store:
 
     @guarded
     def chunk_vectors(self, rowids: Sequence[int]) -> np.ndarray:
-        """Stored vectors of the given chunks, in that order; a chunk an update removed since the caller read it (the
-        database is read live) gets zeros, which rank last."""
+        """Exact vectors of the given chunks, in that order: from the flat FAISS files this store opened, or from
+        the database (read live) when the index is IVF (vector_files: floats are kept once). A chunk these do not
+        hold (removed, or added by an update since this store opened) gets zeros, which rank last."""
+        if not rowids:
+            return np.zeros((0, 0))
+        if not vector_files.sqlite_vectors(self.state):
+            return self.vectors.reconstruct(rowids)
         found = dict(self.db.execute(
             f"SELECT rowid, vector FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})", list(rowids)))
         gone = np.zeros(int(self.vectors.d), dtype=np.float32)
-        return np.stack([np.frombuffer(found[r], dtype=np.float32) if r in found else gone for r in rowids]) \
-            if rowids else np.zeros((0, 0))
+        return np.stack([np.frombuffer(found[r], dtype=np.float32) if found.get(r) is not None else gone
+                         for r in rowids])
 
     @guarded
     def article(self, article_id: str) -> Article | None:

@@ -10,6 +10,11 @@ transaction as the change, so that a database and its vectors are always committ
 that state and the files it names in one snapshot; files no state names (a killed update's, or those a
 compaction replaced) are removed by the next writer. Rowids are never reused, so a reader holding older
 vectors meets at worst a rowid whose chunk is gone, which it skips (store.Store.records).
+
+Exact float vectors are kept once. While the index is flat they live only in its FAISS files, which are exact,
+and the database's `chunks.vector` is NULL. An IVF index's lists hold lossy 8-bit codes, so above the threshold
+the database holds the floats too (for retrains, and the retriever's exact cosines). The state's
+`sqlite_vectors` says which: absent in a state written before this rule, whose database holds them all.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ HEAD_BYTES = 4096  # the start of each file, hashed: a garbled header is caught 
 
 def empty_state() -> dict[str, Any]:
     return {"update": 0, "base": VECTORS, "deltas": [], "delta_rows": 0, "faiss": {}, "sizes": {}, "ntotal": 0,
-            "max_rowid": 0}
+            "max_rowid": 0, "sqlite_vectors": False}
 
 
 def legacy_state(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +62,19 @@ def legacy_state(manifest: dict[str, Any]) -> dict[str, Any]:
     sizes = manifest.get("sizes", {})
     return {"update": 0, "base": VECTORS, "deltas": [], "delta_rows": 0, "faiss": manifest.get("faiss", {}),
             "sizes": {VECTORS: sizes[VECTORS]} if VECTORS in sizes else {},
-            "ntotal": manifest.get("counts", {}).get("chunks"), "max_rowid": 0}
+            "ntotal": manifest.get("counts", {}).get("chunks"), "max_rowid": 0, "sqlite_vectors": True}
+
+
+def sqlite_vectors(state: dict[str, Any]) -> bool:
+    """Does the database of this state hold each chunk's float vector (an IVF index's), or only its FAISS files
+    (a flat index's)?"""
+    return bool(state.get("sqlite_vectors", True))
+
+
+def wants_sqlite_vectors(faiss_info: dict[str, Any]) -> bool:
+    """Should a state with this FAISS index keep the float vectors in the database too? Only when the index's
+    own copy is not exact."""
+    return faiss_info.get("type") == "ivf"
 
 
 def read_state(db: sqlite3.Connection, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +111,10 @@ def named(state: dict[str, Any]) -> set[str]:
     return {state["base"], *state["deltas"]}
 
 
-def check(index_dir: Path, gen_dir: Path, state: dict[str, Any]) -> None:
-    """Every file the state names is there, at its recorded size: catches deleted, emptied and truncated files
-    without reading them."""
+def check(index_dir: Path, gen_dir: Path, state: dict[str, Any]) -> dict[str, str]:
+    """Every file the state names is there, at its recorded size and with its recorded first bytes: catches
+    deleted, emptied, truncated and garbled files without reading them. Returns each file's head()."""
+    heads = {}
     for name in [state["base"], *state["deltas"]]:
         try:
             size = (gen_dir / name).stat().st_size
@@ -111,6 +129,8 @@ def check(index_dir: Path, gen_dir: Path, state: dict[str, Any]) -> None:
         recorded = state.get("heads", {}).get(name)
         if recorded is not None and first != recorded:
             raise damaged(index_dir, gen_dir / name, "its first bytes are not those written")
+        heads[name] = first
+    return heads
 
 
 def head(path: Path) -> str:
@@ -127,11 +147,17 @@ def load(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None)
     if state["deltas"]:
         removed, ids, vecs = net_changes(index_dir, gen_dir, state["deltas"])
         faiss_index.update(index, removed.tolist(), list(zip(ids.tolist(), vecs)))
-    ntotal = state.get("ntotal")
-    if (ntotal is not None and index.ntotal != ntotal) or (dim is not None and index.d != dim):
-        raise damaged(index_dir, gen_dir / state["base"], f"it holds {index.ntotal} vectors of {index.d} dims with "
-                                                          f"its deltas; the index recorded {ntotal} of {dim}")
+    _check_shape(index_dir, gen_dir, state, int(index.ntotal), int(index.d), dim)
     return index
+
+
+def _check_shape(index_dir: Path, gen_dir: Path, state: dict[str, Any], ntotal: int, d: int, dim: int | None
+                 ) -> None:
+    """The vectors of the state with its deltas: as many as the index recorded, of the embedder's dims."""
+    recorded = state.get("ntotal")
+    if (recorded is not None and ntotal != recorded) or (dim is not None and d != dim):
+        raise damaged(index_dir, gen_dir / state["base"], f"it holds {ntotal} vectors of {d} dims with its "
+                                                          f"deltas; the index recorded {recorded} of {dim}")
 
 
 class _Base:
@@ -146,13 +172,14 @@ _BASES: weakref.WeakValueDictionary[tuple[Any, ...], _Base] = weakref.WeakValueD
 _BASES_LOCK = threading.Lock()
 
 
-def _shared_base(index_dir: Path, path: Path) -> _Base:
+def _shared_base(index_dir: Path, path: Path, first: str) -> _Base:
     """The base at path, read once for as long as a view holds it: reopening a store after an update reads only
     the new delta files, not the whole base again (at 1M chunks 380 MiB of codes, or 1.5 GiB of floats, held
-    twice meanwhile). A file is known by its device, inode, size, modification time and first bytes."""
+    twice meanwhile). A file is known by its device, inode, size, modification time and first bytes (`first`,
+    its head() as check() read it)."""
     try:
         st = path.stat()
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, head(path))
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, first)
     except OSError as exc:  # a compaction removed it since check() (the store then reads the state again)
         raise damaged(index_dir, path, f"unreadable ({exc})") from None
     with _BASES_LOCK:
@@ -178,6 +205,23 @@ class Vectors:
     def base(self) -> Any:
         return self._base.index
 
+    def reconstruct(self, rowids: Sequence[int]) -> np.ndarray:
+        """The exact vectors of the given rowids from a flat base and the added vectors, in that order; zeros for a
+        rowid this view does not hold (removed by its deltas, or added by an update since), which rank last."""
+        out = np.zeros((len(rowids), self.d), dtype=np.float32)
+        ids = np.asarray(rowids, dtype=np.int64)
+        shown = ~np.isin(ids, self.hidden) if len(self.hidden) else np.ones(len(ids), dtype=bool)
+        for i, rowid in enumerate(ids.tolist()):
+            for index in (self.base, self.added) if shown[i] else (self.added,):
+                if index is None:
+                    continue
+                try:
+                    out[i] = index.reconstruct(rowid)
+                    break
+                except RuntimeError:  # not in this index
+                    continue
+        return out
+
     def search(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None
                ) -> list[tuple[int, float]]:
         """(chunk rowid, cosine) of the nearest chunks, optionally only among `allowed` rowids."""
@@ -195,8 +239,8 @@ def view(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None)
     another view holds the same base."""
     import faiss
 
-    check(index_dir, gen_dir, state)
-    base = _shared_base(index_dir, gen_dir / state["base"])
+    heads = check(index_dir, gen_dir, state)
+    base = _shared_base(index_dir, gen_dir / state["base"], heads[state["base"]])
     hidden, added = np.zeros(0, dtype=np.int64), None
     if state["deltas"]:
         hidden, ids, vecs = net_changes(index_dir, gen_dir, state["deltas"])
@@ -204,10 +248,7 @@ def view(index_dir: Path, gen_dir: Path, state: dict[str, Any], dim: int | None)
             added = faiss.IndexIDMap2(faiss.IndexFlatIP(vecs.shape[1]))
             added.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), ids)
     vectors = Vectors(base, state.get("faiss", {}), hidden, added)
-    ntotal = state.get("ntotal")
-    if (ntotal is not None and vectors.ntotal != ntotal) or (dim is not None and vectors.d != dim):
-        raise damaged(index_dir, gen_dir / state["base"], f"it holds {vectors.ntotal} vectors of {vectors.d} dims "
-                                                          f"with its deltas; the index recorded {ntotal} of {dim}")
+    _check_shape(index_dir, gen_dir, state, vectors.ntotal, vectors.d, dim)
     return vectors
 
 

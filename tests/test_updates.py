@@ -163,6 +163,91 @@ def test_reopening_after_an_update_reads_only_its_delta(articles_dir: Path, sett
     _same_as_a_fresh_build(articles_dir, settings, tmp_path)
 
 
+def _floats_in_database(settings: Settings) -> int:
+    db = sqlite3.connect(_gen(settings) / "store.sqlite")
+    try:
+        return int(db.execute("SELECT count(*) FROM chunks WHERE vector IS NOT NULL").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _vectors_by_chunk(settings: Settings) -> dict[str, np.ndarray]:
+    """Every chunk's exact vector as a store reads it, by chunk id (rowids differ between indexes)."""
+    store = Store(settings.index_dir)
+    rows = store.db.execute("SELECT rowid, id FROM chunks ORDER BY rowid").fetchall()
+    vectors = store.chunk_vectors([r for r, _ in rows])
+    store.close()
+    return {chunk_id: vec for (_, chunk_id), vec in zip(rows, vectors)}
+
+
+def _same_vectors(now: dict[str, np.ndarray], then: dict[str, np.ndarray]) -> None:
+    assert now and set(now) <= set(then)
+    for chunk_id, vec in now.items():
+        np.testing.assert_array_equal(vec, then[chunk_id])
+
+
+def test_float_vectors_are_stored_once(articles_dir: Path, settings: Settings, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the IVF threshold the flat FAISS files are the only copy of the exact vectors; above it the database
+    holds them too (the IVF codes are lossy). Crossing the threshold either way moves them, bit for bit."""
+    for i in range(24):
+        _write_harbour(articles_dir, i)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    flat = _vectors_by_chunk(settings)
+    assert _floats_in_database(settings) == 0 and Store(settings.index_dir).state["faiss"]["type"] == "flat"
+    assert all(vec.any() for vec in flat.values())
+
+    ivf = settings.replace(ann_threshold=20, ivf_nprobe=256, ivf_codec="flat")  # the next update crosses into IVF
+    _write_harbour(articles_dir, 99)
+    build_index(articles_dir, settings=ivf, embedder=HashEmbedder())
+    store = Store(settings.index_dir)
+    assert store.state["faiss"]["type"] == "ivf" and _floats_in_database(settings) == store.chunk_count
+    crossed = _vectors_by_chunk(settings)  # read from the database now
+    _same_vectors({k: v for k, v in crossed.items() if k in flat}, flat)
+    _same_as_a_fresh_build(articles_dir, ivf, tmp_path)  # (float lists, all probed: exact)
+
+    for i in range(12):  # and back below it: the database lets its copy go
+        (articles_dir / f"harbour{i:02d}.txt").unlink()
+    build_index(articles_dir, settings=settings.replace(ann_threshold=10**6), embedder=HashEmbedder())
+    assert Store(settings.index_dir).state["faiss"]["type"] == "flat" and _floats_in_database(settings) == 0
+    _same_vectors(_vectors_by_chunk(settings), crossed)
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+
+def test_an_index_holding_floats_twice_lets_the_database_copy_go_at_its_next_new_base(
+        articles_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes written before floats were kept once hold them in the database and in the flat files, and say
+    nothing about it in their state. They are read as they are; an update that writes a delta keeps that form
+    (its cost stays that of what changed), and the next new base drops the database's copy."""
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    flat = _vectors_by_chunk(settings)
+    db = sqlite3.connect(_gen(settings) / "store.sqlite")  # as the previous code wrote it
+    ids = dict(db.execute("SELECT id, rowid FROM chunks"))
+    db.executemany("UPDATE chunks SET vector = ? WHERE rowid = ?", [(v.tobytes(), ids[k]) for k, v in flat.items()])
+    state = vector_files.read_state(db, {})
+    del state["sqlite_vectors"]
+    vector_files.write_state(db, state)
+    db.commit()
+    db.close()
+    assert vector_files.sqlite_vectors(Store(settings.index_dir).state)
+    _same_vectors(_vectors_by_chunk(settings), flat)
+
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 100.0)  # a delta
+    _write_harbour(articles_dir, 1)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    store = Store(settings.index_dir)
+    assert store.state["deltas"] and _floats_in_database(settings) == store.chunk_count
+    with_delta = _vectors_by_chunk(settings)
+    _same_vectors({k: v for k, v in with_delta.items() if k in flat}, flat)
+
+    monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 0.0)  # a new base
+    _write_harbour(articles_dir, 2)
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert not vector_files.sqlite_vectors(Store(settings.index_dir).state) and _floats_in_database(settings) == 0
+    _same_vectors({k: v for k, v in _vectors_by_chunk(settings).items() if k in with_delta}, with_delta)
+    _same_as_a_fresh_build(articles_dir, settings, tmp_path)
+
+
 def test_a_store_opened_before_an_update_skips_what_it_removed(articles_dir: Path, settings: Settings,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The chat's store holds the vectors it opened with while the database moves on: a rowid an update removed
@@ -173,12 +258,17 @@ def test_a_store_opened_before_an_update_skips_what_it_removed(articles_dir: Pat
     question = "lava fountains volcano eruption"
     before = retrieve(question, old, HashEmbedder(), settings, top_k=3)
     rowid = old.db.execute("SELECT rowid FROM chunks WHERE id = ?", (before[0].chunk.id,)).fetchone()[0]
+    opened_with = old.chunk_vectors([rowid])
     gone = next(p for p in articles_dir.glob("*.txt") if p.resolve() == Path(before[0].source))
     gone.unlink()
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
 
     assert old.is_stale()
-    assert not old.records([rowid]) and not old.chunk_vectors([rowid]).any()  # gone mid-question: zeros, no error
+    assert not old.records([rowid])  # gone mid-question: skipped, no KeyError
+    # its vectors are the flat files it opened with (the database holds none below the IVF threshold), exact; a
+    # rowid they never held gets zeros, which rank last
+    np.testing.assert_array_equal(old.chunk_vectors([rowid]), opened_with)
+    assert opened_with.any() and not old.chunk_vectors([rowid + 10**6]).any()
     stale = retrieve(question, old, HashEmbedder(), settings, top_k=3)
     assert stale and before[0].chunk.article_id not in {h.chunk.article_id for h in stale}
     assert before[0].chunk.article_id not in {h.chunk.article_id for h in Pipeline(settings, embedder=HashEmbedder())
