@@ -539,6 +539,7 @@ def time_one_update(index_dir: Path, embedder: Embedder, compact: bool = False) 
                       (f'%"{article_id}"%',)).fetchone()
     vectors = store.chunk_vectors([p[5] for p in parts])  # wherever the index keeps them (rag/vector_files.py)
     store.close()
+    del store, db  # (its FAISS base is not held through the timed update)
     article = Article(id=row[0], title=row[1], text=row[2], source=row[3], published=row[4], language=row[5],
                       url=row[6], sha256=row[7])
     chunks = [Chunk(p[0], p[1], p[2], p[3], p[4]) for p in parts]

@@ -131,6 +131,7 @@ class Builder:
         self.removed_rowids: list[int] = []
         self.added: list[tuple[int, np.ndarray]] = []
         self.sqlite_vectors = vector_files.sqlite_vectors(self.state)  # where this build's floats go until commit
+        self.floats_dropped = False
         # rowids are never reused, so that a reader holding older vectors never takes one chunk for another
         top = self.db.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
         self.next_rowid = max(int(self.state.get("max_rowid") or 0), int(top)) + 1
@@ -356,9 +357,11 @@ class Builder:
     def _compact_if_worth_it(self) -> None:
         """Give deleted articles' pages back to the file system only once they are a quarter of the file. VACUUM
         rewrites the whole file (3.5 s at 100k chunks), so an update that replaced a few articles leaves their
-        pages free for the next inserts instead."""
+        pages free for the next inserts instead. Once this update took the float vectors out of the database
+        (_keep_floats_once), the file is compacted too: a cleared column frees no page, and rows appended later
+        never fill the ones it left half empty."""
         free, pages = (self.db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("freelist_count", "page_count"))
-        if free > VACUUM_FREE_SHARE * pages:
+        if self.floats_dropped or free > VACUUM_FREE_SHARE * pages:
             self.db.execute("VACUUM")
 
     def abort(self) -> None:
@@ -471,6 +474,7 @@ class Builder:
                                 ((v.tobytes(), r) for r, v in zip(ids.tolist(), vecs)))
         elif not in_sqlite and self.sqlite_vectors:
             self.db.execute("UPDATE chunks SET vector = NULL WHERE vector IS NOT NULL")
+            self.floats_dropped = True  # their pages stay allocated, underfull, until a VACUUM
         self.sqlite_vectors = in_sqlite
 
     def _remove_unnamed_generations(self) -> None:

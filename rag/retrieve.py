@@ -218,7 +218,9 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     pool = order[: max(top_k * 4, settings.rescore_candidates)]
     records = store.records(pool)
     pool = [r for r in pool if r in records]  # a chunk an update removed since the store's vectors were read
-    if query_vec is not None and pool:  # cosine for every candidate, also those only BM25 found
+    # cosine for every candidate, also those only BM25 found (0 for one an update added since the store's flat
+    # vectors were read: the next question reopens them)
+    if query_vec is not None and pool:
         dense_of.update(zip(pool, (store.chunk_vectors(pool) @ query_vec).tolist()))
     scores = _rescore(text, pool, records, dense_of, rescored_bm25, settings, day,
                       multilingual=is_multilingual(embedder))

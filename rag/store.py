@@ -256,17 +256,21 @@ class Store:
 
     @guarded
     def chunk_vectors(self, rowids: Sequence[int]) -> np.ndarray:
-        """Exact vectors of the given chunks, in that order: from the flat FAISS files this store opened, or from
-        the database (read live) when the index is IVF (vector_files: floats are kept once). A chunk these do not
-        hold (removed, or added by an update since this store opened) gets zeros, which rank last."""
+        """Exact vectors of the given chunks, in that order: from the flat FAISS files this store opened (whatever
+        the database says since: an update may have taken the floats out of it), or from the database, read live,
+        when the index is IVF (vector_files: floats are kept once). A chunk these do not hold (removed, or added by
+        an update since this store opened its flat files) gets zeros, which rank last."""
         if not rowids:
             return np.zeros((0, 0))
-        if not vector_files.sqlite_vectors(self.state):
+        if self.vectors.exact:
             return self.vectors.reconstruct(rowids)
-        found = dict(self.db.execute(
-            f"SELECT rowid, vector FROM chunks WHERE rowid IN ({','.join('?' * len(rowids))})", list(rowids)))
+        found: dict[int, bytes | None] = {}
+        for at in range(0, len(rowids), 10_000):  # (SQLite's limit on a statement's parameters)
+            part = list(rowids[at:at + 10_000])
+            marks = ",".join("?" * len(part))
+            found.update(self.db.execute(f"SELECT rowid, vector FROM chunks WHERE rowid IN ({marks})", part))
         gone = np.zeros(int(self.vectors.d), dtype=np.float32)
-        return np.stack([np.frombuffer(found[r], dtype=np.float32) if found.get(r) is not None else gone
+        return np.stack([np.frombuffer(blob, dtype=np.float32) if (blob := found.get(r)) is not None else gone
                          for r in rowids])
 
     @guarded

@@ -166,6 +166,26 @@ class _Base:
 
     def __init__(self, index: Any) -> None:
         self.index = index
+        self._ids: np.ndarray | None = None
+
+    def ids(self) -> np.ndarray:
+        """The rowids a flat base holds, sorted (read once; a base never changes)."""
+        if self._ids is None:
+            self._ids = _sorted_ids(self.index)
+        return self._ids
+
+
+def _sorted_ids(index: Any) -> np.ndarray:
+    import faiss
+
+    return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+
+
+def _present(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Which of ids are in sorted_ids."""
+    at = np.searchsorted(sorted_ids, ids)
+    return (at < len(sorted_ids)) & (sorted_ids[np.minimum(at, len(sorted_ids) - 1)] == ids) if len(sorted_ids) \
+        else np.zeros(len(ids), dtype=bool)
 
 
 _BASES: weakref.WeakValueDictionary[tuple[Any, ...], _Base] = weakref.WeakValueDictionary()  # held by their views
@@ -199,27 +219,33 @@ class Vectors:
         self._base, self.info, self.added = base, info, added
         self.hidden = np.asarray(hidden, dtype=np.int64)
         self.ntotal = int(base.index.ntotal) - len(self.hidden) + (int(added.ntotal) if added is not None else 0)
+        self._added_ids = _sorted_ids(added) if added is not None else np.zeros(0, dtype=np.int64)
         self.d = int(base.index.d)
 
     @property
     def base(self) -> Any:
         return self._base.index
 
+    @property
+    def exact(self) -> bool:
+        """Does this view hold exact vectors (a flat base), which reconstruct() reads?"""
+        return self.info.get("type") != "ivf"
+
     def reconstruct(self, rowids: Sequence[int]) -> np.ndarray:
         """The exact vectors of the given rowids from a flat base and the added vectors, in that order; zeros for a
         rowid this view does not hold (removed by its deltas, or added by an update since), which rank last."""
-        out = np.zeros((len(rowids), self.d), dtype=np.float32)
+        assert self.exact, "an IVF base holds codes, not the exact vectors"
         ids = np.asarray(rowids, dtype=np.int64)
-        shown = ~np.isin(ids, self.hidden) if len(self.hidden) else np.ones(len(ids), dtype=bool)
-        for i, rowid in enumerate(ids.tolist()):
-            for index in (self.base, self.added) if shown[i] else (self.added,):
-                if index is None:
-                    continue
-                try:
-                    out[i] = index.reconstruct(rowid)
-                    break
-                except RuntimeError:  # not in this index
-                    continue
+        out = np.zeros((len(ids), self.d), dtype=np.float32)
+        in_base = _present(ids, self._base.ids())
+        if len(self.hidden):
+            in_base &= ~np.isin(ids, self.hidden)
+        if in_base.any():
+            out[in_base] = self.base.reconstruct_batch(ids[in_base])
+        if self.added is not None:
+            in_added = _present(ids, self._added_ids)
+            if in_added.any():
+                out[in_added] = self.added.reconstruct_batch(ids[in_added])
         return out
 
     def search(self, query: np.ndarray, top_n: int, allowed: Sequence[int] | None = None

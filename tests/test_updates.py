@@ -242,9 +242,16 @@ def test_an_index_holding_floats_twice_lets_the_database_copy_go_at_its_next_new
 
     monkeypatch.setattr("rag.vector_files.COMPACT_SHARE", 0.0)  # a new base
     _write_harbour(articles_dir, 2)
+    reader = Store(settings.index_dir)  # the chat's store, open across the update
+    rowids = dict(reader.db.execute("SELECT id, rowid FROM chunks"))
+    size = (_gen(settings) / "store.sqlite").stat().st_size
     build_index(articles_dir, settings=settings, embedder=HashEmbedder())
     assert not vector_files.sqlite_vectors(Store(settings.index_dir).state) and _floats_in_database(settings) == 0
+    assert (_gen(settings) / "store.sqlite").stat().st_size < size  # the copy's pages went back, not only its bytes
     _same_vectors({k: v for k, v in _vectors_by_chunk(settings).items() if k in with_delta}, with_delta)
+    # the store opened before it still reads exact vectors: its flat files, not the column now empty
+    kept = [k for k in with_delta if k in rowids]
+    _same_vectors(dict(zip(kept, reader.chunk_vectors([rowids[k] for k in kept]))), with_delta)
     _same_as_a_fresh_build(articles_dir, settings, tmp_path)
 
 
