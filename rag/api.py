@@ -21,7 +21,7 @@ from .config import SAMPLE_CORPUS_DIR, Settings
 from .context import Passage, format_passages, hits_read, passage_line, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder
-from .errors import ConfigError
+from .errors import ConfigError, RagError
 from .generate import (
     Generator,
     LlamaCppGenerator,
@@ -65,13 +65,25 @@ def load_embedder(settings: Settings) -> Embedder:
 
 
 def build_index(path: str | Path | None = None, *, settings: Settings | None = None,
-                embedder: Embedder | None = None, rebuild: bool = False, log: Log | None = None) -> IndexReport:
-    """Index (or bring up to date) the articles under path; None indexes the bundled sample corpus."""
+                embedder: Embedder | None = None, rebuild: bool = False, replace: bool = False,
+                log: Log | None = None) -> IndexReport:
+    """Index (or bring up to date) the articles under path. None: the folder the index was built from, or the
+    bundled sample corpus for a new index (or a rebuild). replace: let the index drop the articles of files that
+    still exist outside path (else refused: indexing.run_index)."""
     settings = settings or Settings.from_env()
-    root = Path(path) if path is not None else SAMPLE_CORPUS_DIR
+    root = Path(path) if path is not None else (None if rebuild else indexed_folder(settings)) or SAMPLE_CORPUS_DIR
     if embedder is None and not embed_choice.is_auto(settings):
         embedder = load_embedder(settings)
-    return run_index(root, settings, embedder, rebuild=rebuild, log=log)  # None: chosen from the languages
+    return run_index(root, settings, embedder, rebuild=rebuild, replace=replace, log=log)  # None: by languages
+
+
+def indexed_folder(settings: Settings) -> Path | None:
+    """The folder (or file) the last `rag index` run of the index read, if the index and it still exist."""
+    try:
+        root = read_manifest(settings.index_dir).get("root")
+    except RagError:
+        return None
+    return Path(root) if root and Path(root).exists() else None
 
 
 def index_info(settings: Settings | None = None, *, check: bool = False) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .api import build_index
 
     progress = _Progress()
-    report = build_index(args.path, settings=_settings(args), rebuild=args.rebuild, log=progress)
+    report = build_index(args.path, settings=_settings(args), rebuild=args.rebuild, replace=args.replace,
+                         log=progress)
     progress.done()
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.summary())
     return 0
@@ -221,8 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_index(sub.add_parser("index", help="build or update the index of a folder of articles"))
-    p.add_argument("path", nargs="?", type=Path, help="folder or file (default: the bundled sample corpus)")
+    p.add_argument("path", nargs="?", type=Path, help="folder or file (default: the folder the index was built "
+                   "from; for a new index, the bundled sample corpus)")
     p.add_argument("--rebuild", action="store_true", help="start from empty instead of updating")
+    p.add_argument("--replace", action="store_true", help="keep only PATH's files: drop the articles of files the "
+                   "index holds from elsewhere (refused without this flag)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_index)
 

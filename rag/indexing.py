@@ -16,7 +16,7 @@ from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
 from .embed_choice import load_embedder, pick
-from .errors import IngestError
+from .errors import IndexMismatchError, IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
 from .manifest import MANIFEST, read_manifest
@@ -53,6 +53,7 @@ class IndexReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "index_dir": str(self.index_dir),
+            "root": self.manifest.get("root"),
             "files": {"added": self.files_added, "updated": self.files_updated, "removed": self.files_removed,
                       "unchanged": self.files_unchanged, "skipped": len(self.skipped)},
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
@@ -69,7 +70,8 @@ class IndexReport:
     def summary(self) -> str:
         counts = self.manifest.get("counts", {})
         lines = [
-            f"index: {self.index_dir}  ({counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks)",
+            f"index: {self.index_dir}  ({counts.get('articles', 0)} articles, {counts.get('chunks', 0)} chunks)"
+            + (f" from {self.manifest['root']}" if self.manifest.get("root") else ""),
             f"files: {self.files_added} added, {self.files_updated} updated, {self.files_removed} removed, "
             f"{self.files_unchanged} unchanged, {len(self.skipped)} skipped"
             + (f"; {len(self.skipped_lines)} lines of .jsonl files skipped" if self.skipped_lines else ""),
@@ -92,9 +94,13 @@ def chunking_settings(settings: Settings) -> dict[str, Any]:
 
 
 def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebuild: bool = False,
-              log: Log | None = None) -> IndexReport:
+              replace: bool = False, log: Log | None = None) -> IndexReport:
     """Bring the index at settings.index_dir up to date with the files under root; embedder None picks one from
-    the corpus's languages (embed_choice.pick) for a new index, and keeps the one an existing index was built with."""
+    the corpus's languages (embed_choice.pick) for a new index, and keeps the one an existing index was built with.
+
+    The index then holds root's files (and the chat's uploads): a file it held that is gone from the disk leaves
+    it. One that still exists outside root (an index built from another folder; root a single file) would leave
+    it too, with hours of embedding: that run is refused with IndexMismatchError unless replace is set."""
     started = time.perf_counter()
     say = log or (lambda _msg: None)
     root = Path(root).expanduser()
@@ -111,12 +117,14 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
             found = {path for _, path in files}
             files += [(uploads, path) for path in iter_files(uploads) if path not in found]
         pending, seen = _scan(files, settings, builder, report, say)
+        previous_paths = builder.known_paths() - seen
+        if not replace:
+            _refuse_dropping_elsewhere(root, previous_paths, settings)  # (a rebuild knows no paths)
         if embedder is None:
             embedder, report.embedder_note = choose_embedder(settings, builder, pending)
             builder.embedder = {**builder.embedder, "name": embedder.name, "dim": embedder.dim}
             say(f"embedder: {embedder.name} ({report.embedder_note})")
         _embed_and_add(pending, settings, embedder, builder, report, say)
-        previous_paths = builder.known_paths() - seen
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
         report.articles_removed = builder.remove_unreferenced_articles()
@@ -127,6 +135,18 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _refuse_dropping_elsewhere(root: Path, gone: set[str], settings: Settings) -> None:
+    """Refuse a run that would drop the articles of files that still exist outside root (IndexMismatchError)."""
+    elsewhere = sorted(p for p in gone if root != Path(p) and root not in Path(p).parents and Path(p).is_file())
+    if elsewhere:
+        others = {str(Path(p).parent) for p in elsewhere}
+        where = next(iter(others)) if len(others) == 1 else f"{len(others)} folders, e.g. {Path(elsewhere[0]).parent}"
+        raise IndexMismatchError(
+            f"{settings.index_dir} also holds {len(elsewhere)} files from {where}, which indexing {root} alone would "
+            f"drop; nothing was changed. Index the folder that holds them all, or pass --replace to keep only "
+            f"{root}'s files")
 
 
 def documents_precision(before: str, now: str) -> str:

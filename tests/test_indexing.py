@@ -212,7 +212,8 @@ def test_uploads_keep_the_live_codec_and_rag_index_recodes(articles_dir: Path, s
     sq8 = flat.replace(ivf_codec="sq8")
     report, _ = indexing.add_files([upload / "memo.txt"], upload, sq8, HashEmbedder())
     assert report.manifest["faiss"]["codec"] == "flat"  # a chat upload does not re-code the whole index
-    assert build_index(articles_dir, settings=sq8, embedder=HashEmbedder()).manifest["faiss"]["codec"] == "sq8"
+    assert build_index(articles_dir, settings=sq8, embedder=HashEmbedder(), replace=True  # (the memo's folder)
+                       ).manifest["faiss"]["codec"] == "sq8"
 
 
 def test_ivf_codec_is_a_setting_and_a_change_of_codec_rebuilds(articles_dir: Path, settings: Settings) -> None:
@@ -412,3 +413,43 @@ def test_a_small_removal_keeps_free_pages_a_large_one_compacts(articles_dir: Pat
     assert free_share() == 0  # most of the file was free: rewritten
     store = _store(settings, HashEmbedder())
     assert store.chunk_count == report.manifest["counts"]["chunks"]
+
+
+def test_indexing_another_path_never_drops_articles_whose_files_still_exist(
+        articles_dir: Path, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rag index` with no path updates the index from the folder it was built from (`make run` on an index of
+    one's own news must not swap it for the sample corpus), and a run over another path (a single new file) is
+    refused, changing nothing, rather than dropping the articles of files that still exist; --replace allows it."""
+    from rag.cli import main
+
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    before = _manifest(settings)
+    extra = sorted(articles_dir.glob("*.txt"))[0]
+    extra.write_text(extra.read_text() + "\n\nThe council confirmed the figure on Tuesday.\n")
+    again = build_index(settings=settings, embedder=HashEmbedder())  # no path: the index's own folder
+    assert again.files_updated == 1 and again.files_removed == 0
+    assert _manifest(settings)["counts"] == before["counts"] and _manifest(settings)["root"] == str(articles_dir)
+
+    note = tmp_path / "elsewhere" / "ferry-note.txt"
+    note.parent.mkdir()
+    note.write_text("Ferry timetable changes\n\nThe island ferry will leave at seven from the new quay.\n")
+    kept = _manifest(settings)
+    with pytest.raises(IndexMismatchError, match=r"also holds 5 files from .*articles.*--replace"):
+        build_index(note, settings=settings, embedder=HashEmbedder())
+    assert _manifest(settings) == kept  # nothing changed, not even an update number
+    assert Store(settings.index_dir).chunk_count == kept["counts"]["chunks"]
+
+    monkeypatch.setattr("rag.api.load_embedder", lambda _settings: HashEmbedder())
+    for name, value in (("EMBED_MODEL", "hash"), ("CHUNK_TOKENS", "60"), ("CHUNK_OVERLAP_TOKENS", "12"),
+                        ("CACHE_DIR", str(settings.cache_dir))):  # the settings of the fixture, for the command
+        monkeypatch.setenv(f"RAG_{name}", value)
+    assert main(["index", str(note), "--index-dir", str(settings.index_dir)]) == 1
+    assert "nothing was changed" in capsys.readouterr().err
+
+    replaced = build_index(note, settings=settings, embedder=HashEmbedder(), replace=True)
+    assert replaced.files_removed == 5 and replaced.manifest["counts"]["articles"] == 1
+
+    extra.unlink()  # a file gone from the disk leaves the index whatever path is indexed: nothing is lost
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder(), replace=True)
+    assert _manifest(settings)["counts"]["articles"] == 4

@@ -174,7 +174,7 @@ rag.builder.Builder._compact_if_worth_it = timed_compact
 
 settings = Settings(index_dir=Path(args["index_dir"]), chunk_tokens=60, chunk_overlap_tokens=12,
                     cache_dir=Path(args["index_dir"]).parent / "cache")
-build_index(args["corpus"], settings=settings, embedder=HashEmbedder())
+build_index(args["corpus"], settings=settings, embedder=HashEmbedder(), replace=True)  # (drops the old folder)
 print(json.dumps({"ticks": ticks[0], "vacuum": vacuum}))
 """
 
@@ -218,7 +218,7 @@ def test_a_kill_inside_sqlite_work_even_vacuum_leaves_a_searchable_index(article
         _sqlite_killed_build(articles_dir, settings, kill_at)
         live = _searchable(settings)
         assert live["counts"] in (old["counts"], clean["counts"]), f"killed at callback {kill_at} of {ticks}"
-        again = build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+        again = build_index(articles_dir, settings=settings, embedder=HashEmbedder(), replace=True)
         assert again.manifest["counts"] == clean["counts"], f"killed at callback {kill_at} of {ticks}"
         assert not _leftovers(settings.index_dir, again.manifest)
         store, reference = Store(settings.index_dir), Store(clean_settings.index_dir)
