@@ -21,7 +21,7 @@ from .config import SAMPLE_CORPUS_DIR, Settings
 from .context import Passage, format_passages, hits_read, passage_line, select_context
 from .dates import Date, format_day, parse_as_of
 from .embed import Embedder
-from .errors import ConfigError, RagError
+from .errors import ConfigError, IngestError, RagError
 from .generate import (
     Generator,
     LlamaCppGenerator,
@@ -78,12 +78,16 @@ def build_index(path: str | Path | None = None, *, settings: Settings | None = N
 
 
 def indexed_folder(settings: Settings) -> Path | None:
-    """The folder (or file) the last `rag index` run of the index read, if the index and it still exist."""
+    """The folder (or file) the last `rag index` run of the index read; None for no index (or none recorded). A
+    folder that is gone (a drive not mounted) is an IngestError: indexing another one would drop its articles."""
     try:
         root = read_manifest(settings.index_dir).get("root")
     except RagError:
         return None
-    return Path(root) if root and Path(root).exists() else None
+    if root and not Path(root).exists():
+        raise IngestError(f"{settings.index_dir} was built from {root}, which is not there now; mount or restore it, "
+                          "or give the folder to index (rag index PATH)")
+    return Path(root) if root else None
 
 
 def index_info(settings: Settings | None = None, *, check: bool = False) -> dict[str, Any]:

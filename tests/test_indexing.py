@@ -453,3 +453,8 @@ def test_indexing_another_path_never_drops_articles_whose_files_still_exist(
     extra.unlink()  # a file gone from the disk leaves the index whatever path is indexed: nothing is lost
     build_index(articles_dir, settings=settings, embedder=HashEmbedder(), replace=True)
     assert _manifest(settings)["counts"]["articles"] == 4
+
+    articles_dir.rename(tmp_path / "unmounted")  # its folder gone: no path does not mean the sample corpus then
+    with pytest.raises(IngestError, match="was built from .*articles, which is not there now"):
+        build_index(settings=settings, embedder=HashEmbedder())
+    assert _manifest(settings)["counts"]["articles"] == 4
