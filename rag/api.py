@@ -85,6 +85,8 @@ def indexed_folder(settings: Settings) -> Path | None:
     except RagError:
         return None
     if root and not Path(root).exists():
+        if Path(root).parts[-2:] == SAMPLE_CORPUS_DIR.parts[-2:]:  # the bundled corpus, its checkout moved
+            return SAMPLE_CORPUS_DIR
         raise IngestError(f"{settings.index_dir} was built from {root}, which is not there now; mount or restore it, "
                           "or give the folder to index (rag index PATH)")
     return Path(root) if root else None

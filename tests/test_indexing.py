@@ -11,7 +11,7 @@ import pytest
 from rag import files, indexing
 from rag.api import Pipeline, build_index
 from rag.builder import Builder
-from rag.config import Settings
+from rag.config import SAMPLE_CORPUS_DIR, Settings
 from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
 from rag.indexing import IndexReport
 from rag.ingest import Skipped
@@ -458,3 +458,9 @@ def test_indexing_another_path_never_drops_articles_whose_files_still_exist(
     with pytest.raises(IngestError, match="was built from .*articles, which is not there now"):
         build_index(settings=settings, embedder=HashEmbedder())
     assert _manifest(settings)["counts"]["articles"] == 4
+
+    moved = json.loads((settings.index_dir / "manifest.json").read_text())  # a checkout moved since `make run`
+    moved["root"] = str(tmp_path / "old-checkout" / "rag" / "sample_corpus")
+    (settings.index_dir / "manifest.json").write_text(json.dumps(moved))
+    assert build_index(settings=settings, embedder=HashEmbedder()).manifest["root"] == str(
+        SAMPLE_CORPUS_DIR.resolve())
