@@ -67,11 +67,11 @@ def load_embedder(settings: Settings) -> Embedder:
 def build_index(path: str | Path | None = None, *, settings: Settings | None = None,
                 embedder: Embedder | None = None, rebuild: bool = False, replace: bool = False,
                 log: Log | None = None) -> IndexReport:
-    """Index (or bring up to date) the articles under path. None: the folder the index was built from, or the
-    bundled sample corpus for a new index (or a rebuild). replace: let the index drop the articles of files that
+    """Index (or bring up to date, or rebuild) the articles under path. None: the folder the index was built
+    from, or the bundled sample corpus for a new index. replace: let the index drop the articles of files that
     still exist outside path (else refused: indexing.run_index)."""
     settings = settings or Settings.from_env()
-    root = Path(path) if path is not None else (None if rebuild else indexed_folder(settings)) or SAMPLE_CORPUS_DIR
+    root = Path(path) if path is not None else indexed_folder(settings) or SAMPLE_CORPUS_DIR
     if embedder is None and not embed_choice.is_auto(settings):
         embedder = load_embedder(settings)
     return run_index(root, settings, embedder, rebuild=rebuild, replace=replace, log=log)  # None: by languages

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -43,6 +44,7 @@ from .manifest import (
     SQLITE,
     VECTORS,
     check_files,
+    check_index_dir,
     check_manifest,
     damaged,
     fault_point,
@@ -81,6 +83,7 @@ class Builder:
                  chunking: dict[str, Any], ann_threshold: int, nprobe: int, ivf_codec: str, rebuild: bool = False,
                  keep_codec: bool = False) -> None:
         self.index_dir = Path(index_dir)
+        check_index_dir(self.index_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
         # held by this object, not its thread (thread_local=False): a build may finish on another thread
         self._lock = FileLock(self.index_dir / ".lock", thread_local=False)
@@ -487,15 +490,34 @@ class Builder:
         except (IndexNotFoundError, IndexCorruptError):
             named = set()
         # half-written and half-deleted folders first: a `gen-N` is renamed to `gen-N.old` before deletion
-        for path in sorted(self.index_dir.glob("gen-*"), key=lambda p: GENERATION.fullmatch(p.name) is not None):
+        for path in sorted(generation_folders(self.index_dir), key=lambda p: GENERATION.fullmatch(p.name) is not None):
             if path.name not in named:
                 remove_generation(path)
+
+
+_OURS = re.compile(r"gen-\d{6,}(\.tmp|\.old)?")
+_OUR_FILES = re.compile(r"store\.sqlite(-wal|-shm|-journal)?|vectors(-\d+)?\.faiss|delta-\d+\.npz")
+
+
+def generation_folders(index_dir: Path) -> list[Path]:
+    """The generation folders builds wrote in index_dir (live, kept, half-written or half-deleted): named
+    gen-NNNNNN, and holding nothing but a generation's files. A folder of the user's that happens to be called
+    gen-something (an --index-dir that is their corpus folder) is never taken for one, and so never deleted."""
+    found = []
+    for path in index_dir.glob("gen-*"):
+        try:
+            if _OURS.fullmatch(path.name) and path.is_dir() and all(
+                    _OUR_FILES.fullmatch(f.name) and f.is_file() for f in path.iterdir()):
+                found.append(path)
+        except OSError:
+            continue
+    return found
 
 
 def next_generation_number(index_dir: Path, live: str | None) -> int:
     """One above every generation on disk (live, kept, orphaned, half-written or half-deleted) and the live one,
     so the new folder never collides with a leftover and no name a reader saw is ever reused."""
-    numbers = [int(m.group(1)) for name in [p.name for p in index_dir.glob("gen-*")] + [live or ""]
+    numbers = [int(m.group(1)) for name in [p.name for p in generation_folders(index_dir)] + [live or ""]
                if (m := GENERATION.match(name))]
     return max(numbers, default=0) + 1
 

@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_index(sub.add_parser("index", help="build or update the index of a folder of articles"))
     p.add_argument("path", nargs="?", type=Path, help="folder or file (default: the folder the index was built "
                    "from; for a new index, the bundled sample corpus)")
-    p.add_argument("--rebuild", action="store_true", help="start from empty instead of updating")
+    p.add_argument("--rebuild", action="store_true", help="start from empty instead of updating (from PATH, or the "
+                   "folder the index was built from)")
     p.add_argument("--replace", action="store_true", help="keep only PATH's files: drop the articles of files the "
                    "index holds from elsewhere (refused without this flag)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

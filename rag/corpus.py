@@ -20,7 +20,7 @@ from .embed import Embedder
 from .errors import IndexCorruptError, IndexNotFoundError, IngestError, QueryError
 from .indexing import IndexReport, Log, add_files, remove_articles
 from .ingest import Skipped
-from .manifest import SQLITE, live_generation, read_manifest
+from .manifest import SQLITE, check_index_dir, live_generation, read_manifest
 from .store import open_readonly
 from .uploads import Saved, save_pasted, save_uploads, uploads_dir
 
@@ -85,7 +85,10 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
     no other thread uses meanwhile (default: one loaded for indexing, once per process)."""
     started = time.perf_counter()
     settings = settings or Settings.from_env()
+    check_index_dir(settings.index_dir)  # before anything is saved under it
     say = log or (lambda _msg: None)
+    if isinstance(files, (str, Path)):  # one file, not its characters
+        files = [files]
     if files:
         say(f"saving {len(files)} file{'' if len(files) == 1 else 's'}")
     saved, rejected = save_uploads(files, settings.index_dir, max_upload_bytes=settings.max_upload_bytes,

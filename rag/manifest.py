@@ -47,7 +47,15 @@ def damaged(index_dir: Path, path: Path, what: str) -> IndexCorruptError:
                              f"rag index PATH --index-dir {index_dir} --rebuild")
 
 
+def check_index_dir(index_dir: Path) -> None:
+    """An index folder that is a file is no index (IndexNotFoundError), rather than a damaged one."""
+    if Path(index_dir).exists() and not Path(index_dir).is_dir():
+        raise IndexNotFoundError(f"{index_dir} is a file, not an index folder; give --index-dir (RAG_INDEX_DIR) a "
+                                 "folder: a new one, or an index's")
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any]:
+    check_index_dir(index_dir)
     path = Path(index_dir) / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

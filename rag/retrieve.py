@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,19 @@ class Filters:
     titles: tuple[str, ...] = ()
     date_from: str | None = None
     date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        """A date that is not YYYY-MM-DD is the caller's error (QueryError): compared as text it would filter
+        wrongly ("2021/01/01") or not at all, and say nothing."""
+        for name in ("date_from", "date_to"):
+            value = (getattr(self, name) or "").strip()
+            if value:
+                try:
+                    value = dt.date.fromisoformat(value).isoformat()
+                except ValueError:
+                    raise QueryError(f"{name.replace('_', ' ')} {value!r} is not a date like 2024-05-31; give "
+                                     "YYYY-MM-DD") from None
+            object.__setattr__(self, name, value or None)
 
     def __bool__(self) -> bool:
         return bool(self.article_ids or self.titles or self.date_from or self.date_to)

@@ -464,3 +464,63 @@ def test_indexing_another_path_never_drops_articles_whose_files_still_exist(
     (settings.index_dir / "manifest.json").write_text(json.dumps(moved))
     assert build_index(settings=settings, embedder=HashEmbedder()).manifest["root"] == str(
         SAMPLE_CORPUS_DIR.resolve())
+
+
+def test_an_index_folder_never_deletes_folders_it_did_not_write(articles_dir: Path, settings: Settings,
+                                                                 tmp_path: Path) -> None:
+    """Only generation folders a build wrote (gen-NNNNNN holding a generation's files) are ever cleaned up: an
+    --index-dir that is the user's own folder keeps its gen-ai/ and gen-2024/ and whatever they hold."""
+    own = tmp_path / "news"
+    (own / "gen-ai").mkdir(parents=True)
+    (own / "gen-ai" / "notes.doc").write_text("my notes")
+    (own / "gen-2024").mkdir()
+    (own / "gen-123456").mkdir()
+    (own / "gen-123456" / "draft.txt").write_text("a draft")
+    for article in articles_dir.glob("*.txt"):
+        (own / article.name).write_text(article.read_text())
+    at_home = settings.replace(index_dir=own)
+    build_index(own, settings=at_home, embedder=HashEmbedder())
+    build_index(own, settings=at_home, embedder=HashEmbedder(), rebuild=True)  # a swap, then its cleanup
+    build_index(own, settings=at_home, embedder=HashEmbedder(), rebuild=True)
+    assert (own / "gen-ai" / "notes.doc").read_text() == "my notes" and (own / "gen-2024").is_dir()
+    assert (own / "gen-123456" / "draft.txt").read_text() == "a draft"
+    assert _manifest(at_home)["generation"] == "gen-000003"  # numbered after its own generations only
+
+
+def test_rebuild_with_no_path_rebuilds_the_folder_the_index_was_built_from(articles_dir: Path,
+                                                                           settings: Settings) -> None:
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    rebuilt = build_index(settings=settings, embedder=HashEmbedder(), rebuild=True)
+    assert rebuilt.manifest["root"] == str(articles_dir.resolve()) and rebuilt.manifest["counts"]["articles"] == 5
+
+
+def test_wrong_index_folders_and_filter_dates_are_one_line_errors(tmp_path: Path, articles_dir: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+    from rag.corpus import add_articles
+    from rag.errors import QueryError
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("not an index")
+    for command in (["index", str(articles_dir)], ["info"], ["search", "harbour"]):
+        assert main([*command, "--index-dir", str(a_file)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is a file, not an index folder" in err, err
+    with pytest.raises(IndexNotFoundError, match="is a file"):
+        add_articles(text="A pasted note about the ferry.", settings=Settings(index_dir=a_file))
+    assert a_file.read_text() == "not an index"
+    for bad in ("2021/01/01", "banana"):
+        with pytest.raises(QueryError, match="is not a date like"):
+            Filters(date_from=bad)
+        with pytest.raises(QueryError, match="date to"):
+            Filters(date_to=bad)
+    assert Filters(date_from=" 2021-01-01 ").date_from == "2021-01-01" and not Filters(date_to="")
+
+
+def test_add_articles_takes_one_path_as_one_file(articles_dir: Path, settings: Settings) -> None:
+    from rag.corpus import add_articles
+
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    one = sorted(articles_dir.glob("*.txt"))[0]
+    report = add_articles(str(one), settings=settings, embedder=HashEmbedder())
+    assert not report.rejected and len(report.articles) == 1
