@@ -496,7 +496,7 @@ class Builder:
 
 
 _OURS = re.compile(r"gen-\d{6,}(\.tmp|\.old)?")
-_OUR_FILES = re.compile(r"store\.sqlite(-wal|-shm|-journal)?|vectors(-\d+)?\.faiss|delta-\d+\.npz")
+_OUR_FILES = re.compile(rf"{re.escape(SQLITE)}(-wal|-shm|-journal)?|{vector_files.FILE.pattern}")
 
 
 def generation_folders(index_dir: Path) -> list[Path]:
