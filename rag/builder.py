@@ -91,6 +91,7 @@ class Builder:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise IndexBusyError(f"another process is writing {self.index_dir}; wait for it to finish") from None
+        self._asked = (ivf_codec, keep_codec)  # what a checkpoint() opens the next step with
         try:
             self._start(embedder_name, embedder_dim, chunking, ann_threshold, nprobe, rebuild, ivf_codec, keep_codec)
         except BaseException:
@@ -287,9 +288,30 @@ class Builder:
                 self.db.execute("SELECT language, count(*) FROM articles GROUP BY language ORDER BY 2 DESC")}
 
     # --- finishing
+    @property
+    def can_checkpoint(self) -> bool:
+        """Whether part of this build may go live before the rest: an update, or a first build. A --rebuild over a
+        live index (or a format upgrade) is all or nothing: the old index serves until the new one is whole."""
+        return self.in_place or self.live is None
+
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Commit what this build has done so far and go on as an update of it, keeping the writer's lock: a long
+        run interrupted later (Ctrl-C, a kill, a reboot) keeps this part, and the next run starts from it. Returns
+        the manifest committed."""
+        assert self.can_checkpoint, "a rebuild over a live index goes live whole"
+        manifest = self.commit(extra, release=False)
+        try:
+            self._start(str(self.embedder["name"]), int(self.embedder["dim"]), self.chunking, self.ann_threshold,
+                        self.nprobe, False, *self._asked)
+        except BaseException:
+            self.close()
+            raise
+        return manifest
+
     @guarded
-    def commit(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write the vectors, commit, and make the result live; returns the manifest."""
+    def commit(self, extra: dict[str, Any] | None = None, *, release: bool = True) -> dict[str, Any]:
+        """Write the vectors, commit, and make the result live; returns the manifest. release=False keeps the
+        writer's lock (checkpoint)."""
         self._count_terms()
         counts = {
             "articles": self.db.execute("SELECT count(*) FROM articles").fetchone()[0],
@@ -321,7 +343,8 @@ class Builder:
             fault_point("old-vectors-removed")
             self._after_commit(self._close_db)
             self._after_commit(self._remove_unnamed_generations)  # the generation a rebuild replaced
-            self.close()
+            if release:
+                self.close()
             return manifest
         else:
             self._close_db()
@@ -331,7 +354,8 @@ class Builder:
             write_manifest(self.index_dir, manifest)
             fault_point("manifest-swapped")
         self._remove_unnamed_generations()
-        self.close()
+        if release:
+            self.close()
         return manifest
 
     def _after_commit(self, step: Callable[[], object]) -> None:

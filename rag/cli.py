@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:  # e.g. piped into head
         return 0
-    except KeyboardInterrupt:
-        _stderr("interrupted; the previous index is unchanged")
+    except KeyboardInterrupt as exc:  # an indexing run says what of it is in the index (indexing.IndexInterrupted)
+        _stderr(f"interrupted; {exc}" if str(exc) else "interrupted")
         return 130
 
 

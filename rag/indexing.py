@@ -28,6 +28,8 @@ EMBED_FLUSH = 512  # chunks embedded and written per step, so memory stays flat 
 UPLOAD_FLUSH = 16  # chunks per step of an upload from the chat, so its progress moves (MiniLM: 3.5 s a step on 2
 # cores with a load average of 17, 4.8 CPU-seconds for 54 chunks: bench/bench_upload.py)
 SUMMARY_LINES = 50  # skipped .jsonl lines named in the summary; to_dict() (rag index --json) names them all
+CHECKPOINT_SECONDS = 120.0  # a long run commits what it has embedded at least this often, so that Ctrl-C, a kill
+# or a reboot loses at most this much embedding (a commit at 100k chunks takes about a second)
 
 Log = Callable[[str], None]
 
@@ -46,6 +48,7 @@ class IndexReport:
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
+    checkpoints: int = 0  # parts of the run committed before its end
     embedder_note: str = ""  # why this embedder, when it was chosen from the corpus's languages
     seconds: float = 0.0
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -116,7 +119,7 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         if uploads.is_dir():  # the articles added from the chat stay, whatever folder is indexed
             found = {path for _, path in files}
             files += [(uploads, path) for path in iter_files(uploads) if path not in found]
-        pending, seen = _scan(files, settings, builder, report, say)
+        pending, waiting, seen = _scan(files, settings, builder, report, say)
         previous_paths = builder.known_paths() - seen
         if not replace:
             _refuse_dropping_elsewhere(root, previous_paths, settings)  # (a rebuild knows no paths)
@@ -124,17 +127,47 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
             embedder, report.embedder_note = choose_embedder(settings, builder, pending)
             builder.embedder = {**builder.embedder, "name": embedder.name, "dim": embedder.dim}
             say(f"embedder: {embedder.name} ({report.embedder_note})")
-        _embed_and_add(pending, settings, embedder, builder, report, say)
+
+        def extra() -> dict[str, Any]:
+            return {"root": str(root), "languages": builder.language_counts(),
+                    **({"embedder_note": report.embedder_note} if report.embedder_note else {})}
+
+        checkpointed = time.monotonic()
+
+        def checkpoint(done: int, total: int) -> None:
+            nonlocal checkpointed
+            if builder.can_checkpoint and done < total and time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
+                report.manifest = builder.checkpoint(extra())
+                report.checkpoints += 1
+                checkpointed = time.monotonic()
+                say(f"committed {done}/{total} chunks: an interrupted run keeps them")
+
+        _embed_and_add(pending, settings, embedder, builder, report, say, waiting=waiting, after_flush=checkpoint)
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
         report.articles_removed = builder.remove_unreferenced_articles()
-        report.manifest = builder.commit({"root": str(root), "languages": builder.language_counts(),
-                                          **({"embedder_note": report.embedder_note} if report.embedder_note else {})})
-    except BaseException:
+        report.manifest = builder.commit(extra())
+    except BaseException as exc:
         builder.abort()
+        if isinstance(exc, KeyboardInterrupt):
+            raise IndexInterrupted(_interrupted(report, builder)) from None
         raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+class IndexInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an indexing run; its message says what of the run is in the index."""
+
+
+def _interrupted(report: IndexReport, builder: Builder) -> str:
+    if report.checkpoints:
+        counts = report.manifest.get("counts", {})
+        return (f"the index keeps what was committed before ({counts.get('articles', 0)} articles, "
+                f"{counts.get('chunks', 0)} chunks); run the same rag index again to go on from there")
+    if not builder.in_place and builder.live is None:
+        return "no index was written; run rag index again to start over"
+    return "the index is as it was before this run"
 
 
 def _refuse_dropping_elsewhere(root: Path, gone: set[str], settings: Settings) -> None:
@@ -184,8 +217,8 @@ def add_files(paths: Sequence[Path], root: Path, settings: Settings, embedder: E
     builder = _builder(settings, embedder.name, embedder.dim, chunking_settings(settings), keep_codec=True)
     try:
         say(f"reading and cleaning {len(paths)} file{'' if len(paths) == 1 else 's'}")
-        pending, _seen = _scan([(root, Path(p)) for p in paths], settings, builder, report, say)
-        _embed_and_add(pending, settings, embedder, builder, report, say, flush_at=UPLOAD_FLUSH)
+        pending, waiting, _seen = _scan([(root, Path(p)) for p in paths], settings, builder, report, say)
+        _embed_and_add(pending, settings, embedder, builder, report, say, waiting=waiting, flush_at=UPLOAD_FLUSH)
         ids = {str(p): (builder.known_file(str(p)) or (0, 0, []))[2] for p in paths}
         say("writing the new index")
         report.manifest = builder.commit(_kept_root(builder))
@@ -252,11 +285,24 @@ def _with_index_chunking(settings: Settings) -> Settings:
         return settings
 
 
+@dataclass
+class FileEntry:
+    """A file read by this run, recorded as indexed only once all its articles are in (`missing` is empty): a run
+    that stops half-way (after a checkpoint) leaves it unrecorded, so the next run reads it again."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    article_ids: list[str]
+    missing: set[str]
+
+
 def _scan(files: Iterable[tuple[Path, Path]], settings: Settings, builder: Builder, report: IndexReport,
-          say: Log) -> tuple[list[Article], set[str]]:
-    """Read new and changed files, each (root, path); returns the articles that need embedding and every path
-    seen."""
+          say: Log) -> tuple[list[Article], list[FileEntry], set[str]]:
+    """Read new and changed files, each (root, path); returns the articles that need embedding, the files waiting
+    for them, and every path seen."""
     seen: set[str] = set()
+    waiting: list[FileEntry] = []
     pending: dict[str, Article] = {}
     for root, path in files:
         key = str(path)
@@ -290,9 +336,25 @@ def _scan(files: Iterable[tuple[Path, Path]], settings: Settings, builder: Build
         for article in articles:
             if article.id not in pending:
                 builder.update_source(article.id, article.source)  # a moved file keeps its vectors
-        builder.set_file(key, stat.st_size, stat.st_mtime_ns, ids)
+        missing = {i for i in ids if i in pending}
+        if missing:
+            waiting.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, ids, missing))
+        else:
+            builder.set_file(key, stat.st_size, stat.st_mtime_ns, ids)
     say(f"scanned {len(seen)} files: {len(pending)} new or changed articles to embed")
-    return list(pending.values()), seen
+    return list(pending.values()), waiting, seen
+
+
+def _record_files(builder: Builder, waiting: list[FileEntry], added: set[str]) -> list[FileEntry]:
+    """Record the files whose articles are now all in; returns those still waiting."""
+    still = []
+    for entry in waiting:
+        entry.missing -= added
+        if entry.missing:
+            still.append(entry)
+        else:
+            builder.set_file(entry.path, entry.size, entry.mtime_ns, entry.article_ids)
+    return still
 
 
 def embedding_input(title: str, chunk: Chunk) -> str:
@@ -313,7 +375,10 @@ def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
 
 
 def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
-                   report: IndexReport, say: Log, flush_at: int | None = None) -> None:
+                   report: IndexReport, say: Log, *, waiting: list[FileEntry], flush_at: int | None = None,
+                   after_flush: Callable[[int, int], None] | None = None) -> None:
+    """Chunk and embed the articles, adding them step by step; after each step the files whose articles are all
+    in are recorded, and after_flush(chunks done, chunks in all) may commit them (a checkpoint)."""
     flush_at = flush_at or EMBED_FLUSH  # read now: tests set EMBED_FLUSH to make many small steps
     planned: list[tuple[Article, list[Chunk], list[str]]] = []
     for article in articles:
@@ -334,7 +399,7 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
     batch: list[tuple[Article, list[Chunk], list[str]]] = []
 
     def flush() -> None:
-        nonlocal done
+        nonlocal done, waiting
         texts = [t for _, _, inputs in batch for t in inputs]
         vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
         offset = 0
@@ -342,9 +407,14 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
             builder.add_article(article, chunks, vectors[offset:offset + len(chunks)])
             offset += len(chunks)
         done += len(texts)
+        report.articles_added += len(batch)
+        report.chunks_embedded = done
         rate = done / max(1e-9, time.perf_counter() - started)
         say(f"embedded {done}/{total} chunks ({rate:.1f} chunks/s)")
+        waiting = _record_files(builder, waiting, {article.id for article, _, _ in batch})
         batch.clear()
+        if after_flush:
+            after_flush(done, total)
 
     for item in planned:
         batch.append(item)
@@ -352,5 +422,4 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
             flush()
     if batch:
         flush()
-    report.articles_added = len(planned)
-    report.chunks_embedded = total
+    assert not waiting, f"files left waiting for articles never embedded: {[e.path for e in waiting][:3]}"

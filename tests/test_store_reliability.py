@@ -40,6 +40,7 @@ from tests.fakes import HashEmbedder
 
 args = json.loads(sys.argv[1])
 rag.indexing.EMBED_FLUSH = 4  # several small embedding steps, so that a kill can land between them
+rag.indexing.CHECKPOINT_SECONDS = args["checkpoint_seconds"]  # 0: a checkpoint after every step
 rag.vector_files.COMPACT_SHARE = args["compact_share"]
 
 class Dying(HashEmbedder):
@@ -64,10 +65,10 @@ REBUILD_LIVE = {"manifest-swapped", "old-generation-renamed"}
 
 
 def _killed_build(corpus: Path, settings: Settings, step: str | None, embed_call: int = 0, *,
-                  rebuild: bool = False, compact_share: float = 0.1) -> None:
+                  rebuild: bool = False, compact_share: float = 0.1, checkpoint_seconds: float = 3600.0) -> None:
     env = {**os.environ, "RAG_FAULT_AT": step or ""}
     args = json.dumps({"corpus": str(corpus), "index_dir": str(settings.index_dir), "die_at_embed_call": embed_call,
-                       "rebuild": rebuild, "compact_share": compact_share})
+                       "rebuild": rebuild, "compact_share": compact_share, "checkpoint_seconds": checkpoint_seconds})
     run = subprocess.run([sys.executable, "-c", CHILD, args], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 137, f"the build was not killed at {step or embed_call}: {run.stderr[-500:]}"
@@ -127,6 +128,106 @@ def test_a_kill_at_any_step_leaves_a_searchable_index_and_the_next_run_succeeds(
                                                store.state["base"], *store.state["deltas"]}
     assert store.list_articles() == Store(tmp_path / "clean").list_articles()
     assert _dense_chunk_ids(store) == _dense_chunk_ids(Store(tmp_path / "clean"))
+
+
+def _consistent(settings: Settings) -> dict:
+    """The live manifest, after checking that every file the index records as indexed has all its articles in it
+    (a file recorded before its articles would never be read again), and that its counts are the database's."""
+    manifest = _searchable(settings)
+    conn = sqlite3.connect(settings.index_dir / manifest["generation"] / "store.sqlite")
+    try:
+        articles = {r[0] for r in conn.execute("SELECT id FROM articles")}
+        for path, ids in conn.execute("SELECT path, article_ids FROM files"):
+            assert set(json.loads(ids)) <= articles, f"{path} is recorded before its articles are in"
+        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    finally:
+        conn.close()
+    assert manifest["counts"]["articles"] == len(articles) and manifest["counts"]["chunks"] == chunks
+    return manifest
+
+
+@pytest.mark.parametrize("kind", ["first build", "update"])
+@pytest.mark.parametrize("embed_call", [3, 7])
+def test_a_long_run_killed_half_way_keeps_what_it_committed_and_the_next_run_goes_on_from_there(
+        articles_dir: Path, settings: Settings, tmp_path: Path, kind: str, embed_call: int) -> None:
+    """Ctrl-C or a kill late in a long run used to throw all its embedding away (hours on a real corpus). The run
+    commits what it has embedded every CHECKPOINT_SECONDS (here: after every step of 4 chunks); killed, it leaves
+    those parts searchable, and the next run embeds only what is left and ends where a clean build ends."""
+    if kind == "update":
+        build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    before = json.loads((settings.index_dir / "manifest.json").read_text())["counts"] if kind == "update" else None
+    write_fillers(articles_dir, 6)
+    _add_harbour_articles(articles_dir)
+    clean_embedder = HashEmbedder()
+    clean = build_index(articles_dir, settings=settings.replace(index_dir=tmp_path / "clean"),
+                        embedder=clean_embedder).manifest
+
+    _killed_build(articles_dir, settings, None, embed_call, checkpoint_seconds=0.0)
+    live = _consistent(settings)
+    assert live["counts"]["chunks"] < clean["counts"]["chunks"]
+    assert live["counts"]["articles"] > (before["articles"] if before else 0), "nothing of the run was kept"
+    assert live["root"] == str(articles_dir.resolve())  # so that a bare `rag index` goes on with the same folder
+
+    resumed = HashEmbedder()
+    again = build_index(articles_dir, settings=settings, embedder=resumed)
+    assert again.manifest["counts"] == clean["counts"]
+    kept = live["counts"]["chunks"] - (before["chunks"] if before else 0)
+    first_run = clean["counts"]["chunks"] - (before["chunks"] if before else 0)
+    assert sum(resumed.calls) == again.chunks_embedded == first_run - kept  # nothing embedded twice
+    _consistent(settings)
+    store, reference = Store(settings.index_dir), Store(tmp_path / "clean")
+    assert store.list_articles() == reference.list_articles()
+    assert _dense_chunk_ids(store) == _dense_chunk_ids(reference)
+    assert store.search_lexical("harbour board ferries3", 3)
+    assert not _leftovers(settings.index_dir, again.manifest)
+
+
+def test_a_rebuild_goes_live_whole_even_when_it_could_checkpoint(articles_dir: Path, settings: Settings) -> None:
+    old = build_index(articles_dir, settings=settings, embedder=HashEmbedder()).manifest
+    write_fillers(articles_dir, 6)
+    _killed_build(articles_dir, settings, None, 5, rebuild=True, checkpoint_seconds=0.0)
+    assert _consistent(settings)["counts"] == old["counts"]  # the old index serves until the new one is whole
+
+
+class _Interrupting(HashEmbedder):
+    def __init__(self, at_call: int) -> None:
+        super().__init__()
+        self.at_call = at_call
+
+    def embed_documents(self, texts, progress=None):  # type: ignore[no-untyped-def]
+        if len(self.calls) + 1 == self.at_call:
+            raise KeyboardInterrupt
+        return super().embed_documents(texts, progress)
+
+
+def test_ctrl_c_says_what_the_index_kept(articles_dir: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.indexing import IndexInterrupted
+
+    monkeypatch.setattr("rag.indexing.EMBED_FLUSH", 4)
+    write_fillers(articles_dir, 6)
+    with pytest.raises(IndexInterrupted, match="no index was written; run rag index again"):
+        build_index(articles_dir, settings=settings, embedder=_Interrupting(3))
+    assert not (settings.index_dir / "manifest.json").exists()
+
+    monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 0.0)
+    with pytest.raises(IndexInterrupted, match=r"keeps what was committed before \((\d+) articles") as caught:
+        build_index(articles_dir, settings=settings, embedder=_Interrupting(3))
+    kept = _consistent(settings)["counts"]
+    assert f"{kept['articles']} articles, {kept['chunks']} chunks" in str(caught.value)
+
+    monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 3600.0)
+    _add_harbour_articles(articles_dir)
+    with pytest.raises(IndexInterrupted, match="the index is as it was before this run"):
+        build_index(articles_dir, settings=settings, embedder=_Interrupting(1))
+    assert _consistent(settings)["counts"] == kept
+
+    def interrupted(_args: object) -> int:
+        raise IndexInterrupted("the index is as it was before this run")
+
+    monkeypatch.setattr("rag.cli.cmd_index", interrupted)
+    assert main(["index", str(articles_dir), "--index-dir", str(settings.index_dir)]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted; the index is as it was before this run"
 
 
 def _dense_chunk_ids(store: Store) -> list[str]:
