@@ -48,6 +48,7 @@ class UploadReport:
     rejected: list[Skipped] = field(default_factory=list)  # files and .jsonl lines left out, named as uploaded
     index: IndexReport | None = None  # the indexing run (None when nothing could be indexed)
     seconds: float = 0.0
+    names: dict[str, str] = field(default_factory=dict)  # saved path: the name it was uploaded as
 
     def summary(self) -> str:
         counts = (self.index.manifest.get("counts") or {}) if self.index else {}
@@ -56,7 +57,14 @@ class UploadReport:
                  + (f"; the index holds {counts.get('articles', 0)} articles" if counts else "")
                  + f"; {len(self.rejected)} rejected; {self.seconds:.1f} s"]
         lines += [f"rejected {r.source}: {r.reason}" for r in self.rejected]
+        lines += [f"note {n.source}: {n.reason}" for n in self.notes]
         return "\n".join(lines)
+
+    @property
+    def notes(self) -> list[Skipped]:
+        """What to know about articles added all the same (a date that is not one, or later than today)."""
+        return [Skipped(self.names.get(n.source.split("#L")[0], n.source), n.reason, kept=True)
+                for n in (self.index.notes if self.index else [])]
 
 
 def list_articles(settings: Settings | None = None, *, title: str = "", limit: int | None = None,
@@ -107,7 +115,7 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
     wanted = list(dict.fromkeys(i for s in saved for i in ids.get(str(s.path), ())))
     found = {a.id: a for a in list_articles(settings, article_ids=wanted)} if wanted else {}
     return UploadReport(articles=[found[i] for i in wanted if i in found], rejected=rejected, index=report,
-                        seconds=time.perf_counter() - started)
+                        seconds=time.perf_counter() - started, names={str(s.path): s.name for s in saved})
 
 
 def remove_article(article_id: str, *, settings: Settings | None = None) -> ArticleInfo:

@@ -72,17 +72,17 @@ def parse_date(text: str) -> str | None:
     """The first date in text as "YYYY-MM-DD", or None."""
     best: tuple[int, str] | None = None
     for pattern, order in _DATE_PATTERNS:
-        match = pattern.search(text)
-        if not match:
-            continue
-        parts = dict(zip(order, match.groups()))
-        try:
-            month = int(parts["m"]) if "m" in parts else _ALL_MONTHS[parts["M"].lower().rstrip(".")]
-            year, day = int(parts["y"]), int(parts["d"])
-        except (KeyError, ValueError):
-            continue
-        if 1 <= month <= 12 and 1 <= day <= 31 and (best is None or match.start() < best[0]):
-            best = (match.start(), f"{year:04d}-{month:02d}-{day:02d}")
+        for match in pattern.finditer(text):
+            if best is not None and match.start() >= best[0]:
+                break
+            parts = dict(zip(order, match.groups()))
+            try:
+                month = int(parts["m"]) if "m" in parts else _ALL_MONTHS[parts["M"].lower().rstrip(".")]
+                date = dt.date(int(parts["y"]), month, int(parts["d"]))  # not 2023-02-30, nor month 13
+            except (KeyError, ValueError):
+                continue
+            best = (match.start(), date.isoformat())
+            break
     return best[1] if best else None
 
 

@@ -45,6 +45,7 @@ class IndexReport:
     files_unchanged: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     skipped_lines: list[Skipped] = field(default_factory=list)  # lines of .jsonl files read: "<path>:<line>"
+    notes: list[Skipped] = field(default_factory=list)  # articles indexed with a date to check (Skipped.kept)
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
@@ -61,6 +62,7 @@ class IndexReport:
                       "unchanged": self.files_unchanged, "skipped": len(self.skipped)},
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
             "skipped_lines": [{"source": s.source, "reason": s.reason} for s in self.skipped_lines],
+            "notes": [{"source": s.source, "note": s.reason} for s in self.notes],
             "articles_added": self.articles_added,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
@@ -87,6 +89,9 @@ class IndexReport:
         if len(self.skipped_lines) > SUMMARY_LINES:
             lines.append(f"... and {len(self.skipped_lines) - SUMMARY_LINES} more skipped .jsonl lines "
                          "(rag index --json lists them all)")
+        lines += [f"note {s.source}: {s.reason}" for s in self.notes[:SUMMARY_LINES]]
+        if len(self.notes) > SUMMARY_LINES:
+            lines.append(f"... and {len(self.notes) - SUMMARY_LINES} more notes (rag index --json lists them all)")
         return "\n".join(lines)
 
 
@@ -322,7 +327,9 @@ def _scan(files: Iterable[tuple[Path, Path]], settings: Settings, builder: Build
             # A file that was indexed before and is unreadable now keeps its old entry: nothing is lost.
             report.skipped.append(Skipped(key, str(exc)))
             continue
-        report.skipped_lines.extend(bad_lines)  # named once: an unchanged file is not read again
+        # named once: an unchanged file is not read again
+        report.skipped_lines.extend(s for s in bad_lines if not s.kept)
+        report.notes.extend(s for s in bad_lines if s.kept)
         ids = [a.id for a in articles]
         new = [a for a in articles if not builder.has_article(a.id) and a.id not in pending]
         for article in new:

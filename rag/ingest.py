@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -23,8 +24,12 @@ _SENTENCE_END = tuple(".!?。！？…\"'”’»)")
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
+    """A file or .jsonl line left out and why; with kept set, an article indexed all the same, and what to know
+    about it (a date that is not one, or later than today)."""
+
     source: str
     reason: str
+    kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,16 +158,29 @@ def guess_title(text: str) -> str:
 
 
 def make_article(text: str, source: str, *, title: str | None = None, published: str | None = None,
-                 url: str | None = None) -> Article:
-    """An Article from cleaned text; its id is a hash of its title and text, so it survives rebuilds."""
+                 url: str | None = None, notes: list[Skipped] | None = None) -> Article:
+    """An Article from cleaned text; its id is a hash of its title and text, so it survives rebuilds.
+
+    published is the date the file's metadata gives, as written; without one (or when it is no date) the first
+    date near the top of the text is taken. A date that is not one and a date later than today are indexed as
+    they can be, and said in notes: a later date keeps the article from every question asked before it."""
     if not text.strip():
         raise IngestError("no article text left after removing boilerplate")
     title = (title or "").strip() or guess_title(text)
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     article_id = hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()[:16]
-    return Article(id=article_id, title=title, text=text, source=source,
-                   published=published or parse_date(text[:600]), language=detect_language(text),
-                   url=url, sha256=sha)
+    date = parse_date(published) if published else None
+    if date is None:
+        date = parse_date(text[:600])
+        if published and notes is not None:
+            notes.append(Skipped(source, f"its date {published.strip()[:40]!r} is not a date like 2024-05-31; "
+                                         f"indexed with {f'the date in its text, {date}' if date else 'no date'}",
+                                 kept=True))
+    if date and notes is not None and date > (dt.date.today() + dt.timedelta(days=1)).isoformat():
+        notes.append(Skipped(source, f"dated {date}, later than today: questions asked before that day do not "
+                                     "see it (fix the date, or ask with --as-of)", kept=True))
+    return Article(id=article_id, title=title, text=text, source=source, published=date,
+                   language=detect_language(text), url=url, sha256=sha)
 
 
 # ---------------------------------------------------------------- formats
@@ -171,13 +189,16 @@ _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 
 
 def parse_file(path: Path, data: bytes) -> tuple[list[Article], list[Skipped]]:
-    """Articles in one file's bytes (a .jsonl file holds one per line), and the .jsonl lines left out."""
+    """Articles in one file's bytes (a .jsonl file holds one per line), and the .jsonl lines left out (with the
+    notes on articles kept: Skipped.kept)."""
     text = decode_bytes(data)
     suffix = path.suffix.lower()
     source = str(path)
+    notes: list[Skipped] = []
     if suffix in (".html", ".htm"):
         page = extract_html(text)
-        return [make_article(clean_text(page.text), source, title=page.title, published=_iso(page.published))], []
+        return [make_article(clean_text(page.text), source, title=page.title, published=page.published,
+                             notes=notes)], notes
     if suffix == ".jsonl":
         return _parse_jsonl(text, source)
     meta: dict[str, str] = {}
@@ -185,8 +206,8 @@ def parse_file(path: Path, data: bytes) -> tuple[list[Article], list[Skipped]]:
         text, meta = _split_front_matter(normalize_text(text))
         text = _strip_markdown(text)
     cleaned = clean_text(text)
-    return [make_article(cleaned, source, title=meta.get("title"), published=_iso(meta.get("date")),
-                         url=meta.get("url"))], []
+    return [make_article(cleaned, source, title=meta.get("title"), published=meta.get("date"),
+                         url=meta.get("url"), notes=notes)], notes
 
 
 _TEXT_KEYS = ("text", "content", "body", "article")
@@ -195,21 +216,22 @@ _TEXT_KEYS = ("text", "content", "body", "article")
 def _parse_jsonl(text: str, source: str) -> tuple[list[Article], list[Skipped]]:
     articles: list[Article] = []
     problems: list[tuple[int, str]] = []
+    notes: list[Skipped] = []
     # not str.splitlines(): it also splits at U+2028, U+2029 and U+0085, which JSON allows inside strings
     for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
         if not line.strip():
             continue
         try:
-            articles.append(_jsonl_article(line, f"{source}#L{lineno}"))
+            articles.append(_jsonl_article(line, f"{source}#L{lineno}", notes))
         except IngestError as exc:
             problems.append((lineno, str(exc)))
     if not articles:
         first = f"; line {problems[0][0]}: {problems[0][1]}" if problems else ""
         raise IngestError(f"no usable line in this JSON Lines file ({len(problems)} skipped{first})")
-    return articles, [Skipped(f"{source}:{lineno}", reason) for lineno, reason in problems]
+    return articles, [Skipped(f"{source}:{lineno}", reason) for lineno, reason in problems] + notes
 
 
-def _jsonl_article(line: str, source: str) -> Article:
+def _jsonl_article(line: str, source: str, notes: list[Skipped]) -> Article:
     """The article on one .jsonl line; IngestError says why the line cannot be used."""
     try:
         obj = json.loads(line)
@@ -233,7 +255,7 @@ def _jsonl_article(line: str, source: str) -> Article:
     date = next((obj[k] for k in ("date", "published", "published_at", "publish_date")
                  if isinstance(obj.get(k), str)), None)
     url = obj.get("url") if isinstance(obj.get("url"), str) else None
-    return make_article(clean_text(obj[key]), source, title=title, published=_iso(date), url=url)
+    return make_article(clean_text(obj[key]), source, title=title, published=date, url=url, notes=notes)
 
 
 def _json_type(value: object) -> str:
@@ -260,10 +282,6 @@ def _strip_markdown(text: str) -> str:
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # images
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)  # links keep their words
     return re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-
-
-def _iso(value: str | None) -> str | None:
-    return parse_date(value) if value else None
 
 
 # ---------------------------------------------------------------- folders

@@ -247,3 +247,16 @@ def test_a_killed_upload_leaves_the_index_as_it_was_and_the_next_run_takes_the_f
     assert pipeline.retrieve("volcano eruption Iceland")
     build_index(articles_dir, settings=indexed, embedder=HashEmbedder())  # the saved upload is indexed now
     assert "Skarvholm" in pipeline.retrieve("Skarvholm ferry", filters=Filters(titles=("Ferry",)))[0].chunk.text
+
+
+def test_an_upload_dated_later_than_today_is_added_with_a_note_under_its_name(indexed: Settings,
+                                                                              tmp_path: Path) -> None:
+    from ui.articles import render_upload
+
+    upload = _write(tmp_path / "tram.md", "---\ntitle: Tram line opens\ndate: 2091-06-01\n---\nThe tram opened.\n")
+    report = add_articles([upload], settings=indexed, embedder=HashEmbedder())
+    assert [a.published for a in report.articles] == ["2091-06-01"] and not report.rejected
+    assert [(n.source, n.kept) for n in report.notes] == [("tram.md", True)]
+    assert "note tram.md: dated 2091-06-01, later than today" in report.summary()
+    html = render_upload(report)
+    assert "Added, but check:" in html and "<b>tram.md</b>: dated 2091-06-01" in html

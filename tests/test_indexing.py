@@ -524,3 +524,16 @@ def test_add_articles_takes_one_path_as_one_file(articles_dir: Path, settings: S
     one = sorted(articles_dir.glob("*.txt"))[0]
     report = add_articles(str(one), settings=settings, embedder=HashEmbedder())
     assert not report.rejected and len(report.articles) == 1
+
+
+def test_the_summary_notes_a_future_date_apart_from_what_was_skipped(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    (corpus / "tram.md").write_text("---\ntitle: Tram line opens\ndate: 2091-06-01\n---\nThe new tram line opened.\n")
+    (corpus / "ferry.txt").write_text("Ferry resumes\n\nMay 2, 2023. The ferry resumed its crossings.\n")
+    report = build_index(corpus, settings=settings, embedder=HashEmbedder())
+    assert report.manifest["counts"]["articles"] == 2 and not report.skipped
+    assert f"note {corpus.resolve() / 'tram.md'}: dated 2091-06-01, later than today" in report.summary()
+    assert report.to_dict()["notes"][0]["source"].endswith("tram.md")
+    again = build_index(corpus, settings=settings, embedder=HashEmbedder())
+    assert not again.notes  # said once: an unchanged file is not read again

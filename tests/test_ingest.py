@@ -299,3 +299,37 @@ def test_parse_date_forms() -> None:
     assert parse_date("le 15 avril 2019 à Paris") == "2019-04-15"
     assert parse_date("Updated 3 Sept 2021") == "2021-09-03"
     assert parse_date("no date here, only 42 numbers") is None
+
+
+def test_a_date_that_is_not_one_is_never_stored() -> None:
+    """'2023-02-30' was stored as it stood (and sorted, filtered and shown as a date); a date that does not exist
+    is passed over for the next real one."""
+    assert parse_date("2023-02-30") is None and parse_date("2023-13-01") is None
+    assert parse_date("February 30, 2023") is None
+    assert parse_date("Filed 2023-02-30, corrected on May 2, 2023") == "2023-05-02"
+    assert parse_date("2024-02-29 was a leap day") == "2024-02-29"
+
+
+@pytest.mark.parametrize("date,published,note", [
+    ("2023-13-01", "2023-05-02", "is not a date like 2024-05-31; indexed with the date in its text, 2023-05-02"),
+    ("2999-01-01", "2023-05-02", "is not a date"),
+    ("2091-06-01", "2091-06-01", "dated 2091-06-01, later than today: questions asked before that day do not see it"),
+    ("2023-05-03", "2023-05-03", None),
+])
+def test_an_article_with_a_bad_or_future_date_is_kept_with_a_note(tmp_path: Path, date: str, published: str,
+                                                                  note: str | None) -> None:
+    """A date in the metadata that is not one fell back without a word, and a typo'd future year hid the article
+    from every question: each is indexed as it can be, and said."""
+    md = tmp_path / "tram.md"
+    md.write_text(f"---\ntitle: Tram line opens\ndate: {date}\n---\nMay 2, 2023. The new tram line opened.\n")
+    line = tmp_path / "briefs.jsonl"
+    line.write_text(json.dumps({"title": "Tram line opens", "date": date, "text": "May 2, 2023. The tram opened."})
+                    + "\n")
+    for path in (md, line):
+        articles, notes = read_file(path, max_file_bytes=10_000)
+        assert articles[0].published == published
+        if note is None:
+            assert notes == []
+        else:
+            assert len(notes) == 1 and notes[0].kept and note in notes[0].reason
+            assert notes[0].source.startswith(str(path))

@@ -168,4 +168,7 @@ def render_upload(report: UploadReport) -> str:
         items = "".join(f'<li><b>{esc(r.source)}</b>: {esc(r.reason)}</li>' for r in report.rejected)
         parts.append(f'<div class="rag-rejected"><div class="rag-warn">Rejected ({len(report.rejected)}):</div>'
                      f'<ul>{items}</ul></div>')
+    if report.notes:
+        items = "".join(f'<li><b>{esc(n.source)}</b>: {esc(n.reason)}</li>' for n in report.notes)
+        parts.append(f'<div class="rag-rejected"><div class="rag-warn">Added, but check:</div><ul>{items}</ul></div>')
     return f'<div class="rag-upload">{"".join(parts)}</div>'
