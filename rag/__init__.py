@@ -8,6 +8,7 @@ from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
 from .cite import NO_ANSWER
 from .config import Settings
 from .corpus import ArticleInfo, UploadReport, add_articles, list_articles, remove_article
+from .dates import given_day
 from .errors import (
                      ConfigError,
                      EmbeddingServerError,
@@ -35,5 +36,5 @@ __all__ = [
     "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
     "NO_ANSWER", "REDRAFT", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
-    "index_info", "list_articles", "remove_article", "search",
+    "given_day", "index_info", "list_articles", "remove_article", "search",
 ]

@@ -213,6 +213,24 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """argparse type: a whole number above 0 (a --top-k of 0 meant the default, and -3 found nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_index(sub.add_parser("search", help="ranked passages for a question (no language model)"))
     p.add_argument("question")
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-k", type=_positive, default=None)
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid")
     p.add_argument("--json", action="store_true")
     _add_filters(p)
@@ -251,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_index(sub.add_parser("chat", help="open the browser chat on the index"))
     p.add_argument("--host", default="127.0.0.1", help="address to serve on; 0.0.0.0 exposes it to the network")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=_port, default=7860)
     p.set_defaults(func=cmd_chat)
 
     p = with_index(sub.add_parser("eval", help="score a question set (answers, citations, retrieval, latency)"))
@@ -260,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write summary and per-question rows to this file")
     p.add_argument("--retrieval-only", action="store_true", help="score retrieval only (no language model)")
     p.add_argument("--mode", choices=("hybrid", "dense", "lexical"), default="hybrid", help="with --retrieval-only")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--top-k", type=_positive, default=None)
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N questions")
     p.add_argument("--split", choices=("dev", "test"), default=None,
                    help="only the dev or the test half (fixed by a hash of each question id)")
     p.add_argument("--as-of", help="YYYY-MM-DD for rows without an as_of field (default today)")

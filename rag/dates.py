@@ -24,18 +24,32 @@ _ES_MONTHS = "enero febrero marzo abril mayo junio julio agosto septiembre octub
 # ---------------------------------------------------------------- as-of
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def given_day(value: object, what: str, error: type[Exception] = QueryError) -> str | None:
+    """A day a user gave (a filter's bound, an as-of date, a pasted article's date) as "YYYY-MM-DD", or None when
+    blank. Any other form (2024/05/31, 20240531, 31.05.2024) and a day that does not exist (2023-02-30) is
+    `error`, one line naming `what` and the form to use: compared as text, such a date filtered wrongly."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise error(f"{what} {text!r} is not a date like 2024-05-31; give YYYY-MM-DD") from None
+
+
 def parse_as_of(value: str | Date | None) -> Date:
-    """The as-of date: a date, "YYYY-MM-DD", or None for today."""
-    if value is None or value == "":
-        return dt.date.today()
+    """The as-of date: a date, "YYYY-MM-DD", or None (or blank) for today."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise QueryError(f"as-of date {value!r} is not a date like 2024-05-31; give YYYY-MM-DD") from None
+    day = given_day(value, "as-of date")
+    return dt.date.fromisoformat(day) if day else dt.date.today()
 
 
 def iso_date(value: str | None) -> Date | None:

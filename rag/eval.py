@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import crosscheck
+from .dates import given_day
 from .errors import IngestError
 from .types import Answer, Hit
 
@@ -75,11 +76,7 @@ def load_questions(path: Path | str, limit: int | None = None, split: str | None
 
 
 def _as_of(value: Any, path: Path, lineno: int) -> str | None:
-    if value in (None, ""):
-        return None
-    if not re.fullmatch(r"\d{4}-\d\d-\d\d", str(value)):
-        raise IngestError(f"{path} line {lineno}: as_of {value!r} is not a date like 2024-05-31")
-    return str(value)
+    return given_day(value, f"{path} line {lineno}: as_of", IngestError)
 
 
 def _squash(text: str) -> str:

@@ -125,6 +125,8 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
             found = {path for _, path in files}
             files += [(uploads, path) for path in iter_files(uploads) if path not in found]
         pending, waiting, seen = _scan(files, settings, builder, report, say)
+        if builder.previous is None and not pending:
+            _refuse_empty(root, report)
         previous_paths = builder.known_paths() - seen
         if not replace:
             _refuse_dropping_elsewhere(root, previous_paths, settings)  # (a rebuild knows no paths)
@@ -173,6 +175,17 @@ def _interrupted(report: IndexReport, builder: Builder) -> str:
     if not builder.in_place and builder.live is None:
         return "no index was written; run rag index again to start over"
     return "the index is as it was before this run"
+
+
+def _refuse_empty(root: Path, report: IndexReport) -> None:
+    """A new index (or a --rebuild) with no article to hold is refused: it would serve nothing, and fix an
+    embedder chosen from no language at all."""
+    problems = report.skipped + report.skipped_lines
+    why = (f": {len(report.skipped)} skipped, e.g. {problems[0].source}: {problems[0].reason}" if problems
+           else "")
+    files = report.files_added + len(report.skipped)
+    raise IngestError(f"no article could be read from {root} ({files} file{'' if files == 1 else 's'}{why}); "
+                      "nothing was indexed. Give a folder of .txt, .md, .html or .jsonl articles")
 
 
 def _refuse_dropping_elsewhere(root: Path, gone: set[str], settings: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from .config import Settings
-from .dates import Date, age_days, names_past_time, parse_as_of, wants_recent
+from .dates import Date, age_days, given_day, names_past_time, parse_as_of, wants_recent
 from .embed import Embedder, is_multilingual
 from .errors import QueryError
 from .languages import question_language
@@ -35,14 +34,7 @@ class Filters:
         """A date that is not YYYY-MM-DD is the caller's error (QueryError): compared as text it would filter
         wrongly ("2021/01/01") or not at all, and say nothing."""
         for name in ("date_from", "date_to"):
-            value = (getattr(self, name) or "").strip()
-            if value:
-                try:
-                    value = dt.date.fromisoformat(value).isoformat()
-                except ValueError:
-                    raise QueryError(f"{name.replace('_', ' ')} {value!r} is not a date like 2024-05-31; give "
-                                     "YYYY-MM-DD") from None
-            object.__setattr__(self, name, value or None)
+            object.__setattr__(self, name, given_day(getattr(self, name), name.replace("_", " ")))
 
     def __bool__(self) -> bool:
         return bool(self.article_ids or self.titles or self.date_from or self.date_to)
@@ -212,6 +204,9 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     "dense" or "lexical"."""
     if mode not in ("hybrid", "dense", "lexical"):
         raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
+        raise QueryError(f"top_k={top_k!r} must be a whole number above 0 (or None for the setting, "
+                         f"{settings.top_k})")
     top_k = top_k or settings.top_k
     day = parse_as_of(as_of)
     text, _note = prepare_question(question, settings.max_question_chars)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .dates import parse_as_of
-from .errors import IngestError, QueryError
+from .dates import given_day
+from .errors import IngestError
 from .files import SUPPORTED_SUFFIXES, read_bytes
 from .ingest import Skipped
 
@@ -100,13 +100,7 @@ def save_pasted(text: str, index_dir: Path | str, *, title: str = "", published:
     """Pasted article text as a Markdown file whose front matter holds the title and date given (if any)."""
     if not text.strip():
         raise IngestError("the pasted text is empty; paste the article's text")
-    day = ""
-    if published.strip():
-        try:
-            day = parse_as_of(published.strip()).isoformat()
-        except QueryError:
-            raise IngestError(f"date {published.strip()!r} is not a date; write it as YYYY-MM-DD, e.g. 2024-05-31"
-                              ) from None
+    day = given_day(published, "date", IngestError) or ""
     title = " ".join(title.split())
     front = "".join(f"{key}: {value}\n" for key, value in (("title", title), ("date", day)) if value)
     body = (f"---\n{front}---\n" if front else "") + text.strip() + "\n"

@@ -149,3 +149,16 @@ def test_screen_rows_counts_wrapped_lines() -> None:
     assert _screen_rows("abc", 80) == 1
     assert _screen_rows("x" * 81, 80) == 2 and _screen_rows("x" * 80, 80) == 1
     assert _screen_rows("one\n\nthree", 80) == 3
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["search", "tram", "--top-k", "0"], "argument --top-k: '0' is not a whole number above 0"),
+    (["search", "tram", "--top-k", "-3"], "argument --top-k: '-3' is not a whole number above 0"),
+    (["eval", "qa.jsonl", "--corpus", "news", "--limit", "0"], "argument --limit: '0' is not a whole number above 0"),
+    (["chat", "--port", "70000"], "argument --port: '70000' is not a port number (1 to 65535)"),
+])
+def test_numbers_out_of_range_are_refused_before_any_work(argv: list[str], message: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and capsys.readouterr().err.strip().endswith(message)

@@ -537,3 +537,26 @@ def test_the_summary_notes_a_future_date_apart_from_what_was_skipped(tmp_path: P
     assert report.to_dict()["notes"][0]["source"].endswith("tram.md")
     again = build_index(corpus, settings=settings, embedder=HashEmbedder())
     assert not again.notes  # said once: an unchanged file is not read again
+
+
+@pytest.mark.parametrize("files", [{}, {"blank.txt": ""}, {"notes.pdf": "%PDF-1.4"}])
+def test_a_new_index_of_a_folder_without_articles_is_refused(tmp_path: Path, settings: Settings,
+                                                             files: dict[str, str]) -> None:
+    """It 'succeeded' with 0 articles, and fixed the embedder for good, chosen from no language at all."""
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    for name, text in files.items():
+        (corpus / name).write_text(text)
+    with pytest.raises(IngestError, match=f"no article could be read from {corpus.resolve()}.*nothing was indexed"):
+        build_index(corpus, settings=settings, embedder=None)
+    assert not (settings.index_dir / "manifest.json").exists()
+    assert not list(settings.index_dir.glob("gen-*"))
+
+
+def test_an_update_may_still_empty_an_index(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    (corpus / "ferry.txt").write_text("Ferry resumes\n\nThe ferry resumed its crossings.\n")
+    build_index(corpus, settings=settings, embedder=HashEmbedder())
+    (corpus / "ferry.txt").unlink()
+    assert build_index(corpus, settings=settings, embedder=HashEmbedder()).manifest["counts"]["articles"] == 0

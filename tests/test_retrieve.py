@@ -125,6 +125,10 @@ def test_modes_and_scores(indexed: Settings) -> None:
     assert all(h.lexical_score is None for h in pipeline.retrieve(question, mode="dense"))
     with pytest.raises(QueryError, match="mode"):
         pipeline.retrieve(question, mode="magic")
+    assert len(pipeline.retrieve(question, top_k=1)) == 1
+    for bad in (0, -3, 2.5, True):  # 0 meant the setting's 5, -3 found nothing
+        with pytest.raises(QueryError, match="top_k=.* must be a whole number above 0"):
+            pipeline.retrieve(question, top_k=bad)  # type: ignore[arg-type]
 
 
 def test_rescoring_weights_steer_the_order(indexed: Settings) -> None:

@@ -226,3 +226,26 @@ def test_eval_rows_carry_as_of_and_gold_docs(tmp_path: Path, dated: Settings) ->
     s = result.summary
     assert s["doc_hits@1"] == 1.0 and s["doc_mrr@10"] == 1.0
     assert s["scored_for_retrieval"] == 0  # an empty quote never counts as support
+
+
+@pytest.mark.parametrize("given", ["2024/05/31", "20240531", "31.05.2024", "2023-02-30", "2024-5-31", "yesterday"])
+def test_every_day_a_user_gives_is_checked_alike(given: str, tmp_path: Path) -> None:
+    """Filters, the as-of date, a pasted article's date and a question set's as_of went through five checks
+    that disagreed: 20240531 was a filter bound, 2023-02-30 an as_of."""
+    from rag import Filters, IngestError, QueryError, given_day
+    from rag.dates import parse_as_of
+    from rag.eval import load_questions
+    from rag.uploads import save_pasted
+
+    assert given_day(" 2024-05-31 ", "date from") == "2024-05-31" and given_day("  ", "date from") is None
+    with pytest.raises(QueryError, match=f"date from '{given}' is not a date like 2024-05-31; give YYYY-MM-DD"):
+        Filters(date_from=given)
+    with pytest.raises(QueryError, match="as-of date"):
+        parse_as_of(given)
+    with pytest.raises(IngestError, match="date .* is not a date like"):
+        save_pasted("The tram opened.", tmp_path, published=given, max_file_bytes=10_000)
+    rows = tmp_path / "qa.jsonl"
+    rows.write_text(json.dumps({"id": "q1", "question": "When did the tram open?", "answer": "May",
+                                "as_of": given}) + "\n")
+    with pytest.raises(IngestError, match=r"qa.jsonl line 1: as_of .* is not a date"):
+        load_questions(rows)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
-from rag import REDRAFT, Answer, Filters, Pipeline, QueryError, RagError
+from rag import REDRAFT, Answer, Filters, Pipeline, QueryError, RagError, given_day
 
 from .render import (
     CURSOR,
@@ -26,7 +26,6 @@ from .render import (
     render_stopped,
 )
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TAG = re.compile(r"<[^>]*>")
 
 History = Sequence[Any]  # (question, answer) pairs, or Gradio chat messages {"role", "content"}
@@ -91,7 +90,7 @@ def chat_turn(pipeline: Pipeline, message: str | None, chat: Sequence[Any] | Non
     try:
         filters = parse_filters("" if article else titles, date_from, date_to,
                                 article_id=article.get("id") if article else None)
-        day = _iso_date("as of", as_of)
+        day = given_day(as_of, "as of")
     except RagError as exc:
         chat[-1] = {"role": "assistant", "content": render_error(str(exc))}
         yield "", chat, SOURCES_PLACEHOLDER, turns
@@ -123,24 +122,11 @@ def parse_filters(titles: str | None, date_from: str | None, date_to: str | None
     """Filters from the filter boxes: comma-separated title words and ISO dates, or one article picked in the
     list (None when all are empty)."""
     words = tuple(t.strip() for t in (titles or "").split(",") if t.strip())
-    start, end = _iso_date("from", date_from), _iso_date("to", date_to)
+    start, end = given_day(date_from, "date from"), given_day(date_to, "date to")
     if start and end and start > end:
         raise QueryError(f"the date range {start} … {end} is empty: 'from' is after 'to'; swap or clear them")
     filters = Filters(article_ids=(article_id,) if article_id else (), titles=words, date_from=start, date_to=end)
     return filters if filters else None
-
-
-def _iso_date(which: str, value: str | None) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        if not _ISO_DATE.fullmatch(value):
-            raise ValueError(value)
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise QueryError(f"date {which} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2021-06-30"
-                         ) from None
 
 
 def plain_history(history: History | None) -> list[tuple[str, str]]:
