@@ -241,6 +241,19 @@ class Builder:
         self.db.execute("UPDATE articles SET source = ? WHERE id = ?", (source, article_id))
 
     @guarded
+    def sourced_from(self, paths: set[str]) -> list[tuple[str, list[str]]]:
+        """The articles whose source is one of these files (a line of one, for .jsonl), each with the files that
+        still hold it."""
+        found = []
+        for article_id, source in self.db.execute("SELECT id, source FROM articles").fetchall():
+            if (source or "").split("#L")[0] in paths:
+                holders = [path for path, ids in self.db.execute(
+                    "SELECT path, article_ids FROM files WHERE article_ids LIKE ?", (f'%"{article_id}"%',))
+                    if article_id in json.loads(ids)]  # LIKE prefilters; the JSON decides
+                found.append((article_id, holders))
+        return found
+
+    @guarded
     def remove_unreferenced_articles(self) -> int:
         """Delete articles no indexed file refers to any more; returns how many."""
         referenced: set[str] = set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .embed import DEFAULT_EMBED_NAME, Embedder, SentenceTransformerEmbedder, resolve_embed_model
@@ -33,7 +34,7 @@ def is_auto(settings: Settings) -> bool:
     return settings.embed_model in ("", AUTO) and not settings.embed_url
 
 
-def pick(languages: Mapping[str | None, int]) -> tuple[str, str]:
+def pick(languages: Mapping[Any, int]) -> tuple[str, str]:
     """(embedder name, why) for a corpus with these article counts per language (None: undetected)."""
     total = sum(languages.values())
     other = {lang: n for lang, n in languages.items() if lang in USE_LANGUAGES and lang != "en"}
@@ -44,6 +45,16 @@ def pick(languages: Mapping[str | None, int]) -> tuple[str, str]:
                               f"English ({listed})")
     return DEFAULT_EMBED_NAME, ("chosen automatically: the articles are in English"
                                 + (f" (but {listed})" if other else ""))
+
+
+def describe(name: str, languages: Mapping[Any, int]) -> str:
+    """Why an index has the embedder it was given automatically, as its articles' languages stand now: written
+    again at every change, so that `rag info` neither keeps the first build's counts nor repeats its advice."""
+    wanted, why = pick(languages)
+    if wanted == name:
+        return why
+    return (f"chosen automatically when the index was first built; its articles' languages now call for {wanted}: "
+            "rebuild with --rebuild to switch")
 
 
 def built_with(index_dir: Path) -> str | None:

@@ -15,7 +15,7 @@ from .builder import Builder
 from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
-from .embed_choice import load_embedder, pick
+from .embed_choice import describe, load_embedder, pick
 from .errors import IndexMismatchError, IngestError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
@@ -136,7 +136,10 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
             say(f"embedder: {embedder.name} ({report.embedder_note})")
 
         def extra() -> dict[str, Any]:
-            return {"root": str(root), "languages": builder.language_counts(),
+            languages = builder.language_counts()
+            if report.embedder_note:  # chosen automatically: said as the languages stand now
+                report.embedder_note = describe(str(builder.embedder["name"]), languages)
+            return {"root": str(root), "languages": languages,
                     **({"embedder_note": report.embedder_note} if report.embedder_note else {})}
 
         checkpointed = time.monotonic()
@@ -153,6 +156,7 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
         report.articles_removed = builder.remove_unreferenced_articles()
+        _move_sources(builder, previous_paths, settings)
         report.manifest = builder.commit(extra())
     except BaseException as exc:
         builder.abort()
@@ -175,6 +179,23 @@ def _interrupted(report: IndexReport, builder: Builder) -> str:
     if not builder.in_place and builder.live is None:
         return "no index was written; run rag index again to start over"
     return "the index is as it was before this run"
+
+
+def _move_sources(builder: Builder, gone: set[str], settings: Settings) -> None:
+    """An article kept because another file holds it too (a copy) takes that file as its source: citations and
+    the list of articles named the deleted one. The file is read again to find the article's own line in it."""
+    if not gone:
+        return
+    for article_id, holders in builder.sourced_from(gone):
+        for path in holders:
+            try:
+                articles, _ = read_file(Path(path), max_file_bytes=settings.max_file_bytes)
+            except IngestError:
+                continue
+            source = next((a.source for a in articles if a.id == article_id), None)
+            if source:
+                builder.update_source(article_id, source)
+                break
 
 
 def _refuse_empty(root: Path, report: IndexReport) -> None:
@@ -213,10 +234,8 @@ def choose_embedder(settings: Settings, builder: Builder, pending: list[Article]
     if builder.previous is not None:
         name = str(builder.previous.get("embedder", {}).get("name", ""))
         languages.update(builder.language_counts())
-        wanted, _ = pick(languages)
-        note = str(builder.previous.get("embedder_note") or "the one the index was built with")
-        if wanted != name:
-            note += f"; the articles' languages now call for {wanted}: rebuild with --rebuild to switch"
+        note = (describe(name, languages) if builder.previous.get("embedder_note")
+                else "the one the index was built with")
         return load_embedder(settings, name), note
     name, note = pick(languages)
     return load_embedder(settings, name), note
@@ -283,8 +302,11 @@ def _kept_root(builder: Builder) -> dict[str, Any]:
     """The corpus folder the last `rag index` run read and why its embedder was chosen, kept in the manifest by a
     change that reads no folder, with the articles' languages counted again."""
     previous = builder.previous or {}
-    kept = {key: previous[key] for key in ("root", "embedder_note") if previous.get(key)}
-    return {**kept, "languages": builder.language_counts()}
+    languages = builder.language_counts()
+    kept = {"root": previous["root"]} if previous.get("root") else {}
+    if previous.get("embedder_note"):  # chosen automatically: said as the languages stand now
+        kept["embedder_note"] = describe(str(builder.embedder["name"]), languages)
+    return {**kept, "languages": languages}
 
 
 def _with_index_chunking(settings: Settings) -> Settings:

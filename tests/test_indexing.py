@@ -12,6 +12,7 @@ from rag import files, indexing
 from rag.api import Pipeline, build_index
 from rag.builder import Builder
 from rag.config import SAMPLE_CORPUS_DIR, Settings
+from rag.corpus import list_articles
 from rag.errors import ConfigError, IndexBusyError, IndexMismatchError, IndexNotFoundError, IngestError
 from rag.indexing import IndexReport
 from rag.ingest import Skipped
@@ -560,3 +561,34 @@ def test_an_update_may_still_empty_an_index(tmp_path: Path, settings: Settings) 
     build_index(corpus, settings=settings, embedder=HashEmbedder())
     (corpus / "ferry.txt").unlink()
     assert build_index(corpus, settings=settings, embedder=HashEmbedder()).manifest["counts"]["articles"] == 0
+
+
+def test_an_article_whose_file_is_deleted_but_copied_elsewhere_cites_the_copy(tmp_path: Path,
+                                                                              settings: Settings) -> None:
+    """The article stayed (its copy holds it) but its citations named the deleted file."""
+    corpus = tmp_path / "news"
+    (corpus / "a").mkdir(parents=True)
+    (corpus / "b").mkdir()
+    text = "Ferry resumes\n\nMay 2, 2023. The harbour ferry resumed its crossings after the storm.\n"
+    (corpus / "a" / "ferry.txt").write_text(text)
+    (corpus / "b" / "ferry-copy.txt").write_text(text)
+    tram = json.dumps({"title": "Tram opens", "text": "The tram line opened on Monday."})
+    (corpus / "a" / "tram.jsonl").write_text(tram + "\n")
+    (corpus / "b" / "briefs.jsonl").write_text(json.dumps({"title": "Bridge", "text": "A bridge closed."}) + "\n"
+                                               + tram + "\n")
+    build_index(corpus, settings=settings, embedder=HashEmbedder())
+    sources = {a.title: a.source for a in list_articles(settings)}
+    copies = {"Ferry resumes": {str((corpus / d / f).resolve()) for d, f in (("a", "ferry.txt"),
+                                                                            ("b", "ferry-copy.txt"))},
+              "Tram opens": {str((corpus / "a" / "tram.jsonl").resolve()) + "#L1",
+                             str((corpus / "b" / "briefs.jsonl").resolve()) + "#L2"}}
+    for title, both in copies.items():
+        assert sources[title] in both
+        Path(sources[title].split("#L")[0]).unlink()  # the file it cites goes
+    report = build_index(corpus, settings=settings, embedder=HashEmbedder())
+    assert report.articles_removed == 0 and report.files_removed == 2
+    moved = {a.title: a.source for a in list_articles(settings)}
+    for title, both in copies.items():
+        assert moved[title] == (both - {sources[title]}).pop()
+    hit = Pipeline(settings, embedder=HashEmbedder()).retrieve("harbour ferry storm", top_k=1)[0]
+    assert hit.source == moved["Ferry resumes"]

@@ -316,6 +316,20 @@ def test_auto_embedder_is_chosen_from_the_languages_and_shown(tmp_path: Path, mo
     build_index(_write(tmp_path / "en", english), settings=only_english)
     assert loaded[-1] == DEFAULT_EMBED_NAME
     assert json.loads((tmp_path / "english" / "manifest.json").read_text())["languages"] == {"en": 3}
+    # the note follows the languages as they stand: advice once, not appended at every update, and gone again
+    _write(tmp_path / "en", {"samples.txt": ZH_SAMPLES, "cable.txt": FR_CABLE})
+    for _ in range(2):
+        report = build_index(tmp_path / "en", settings=only_english)
+        assert loaded[-1] == DEFAULT_EMBED_NAME
+    assert cli.main(["info", "--index-dir", str(only_english.index_dir)]) == 0
+    shown = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("embedder:"))
+    assert shown.count(f"now call for {USE_NAME}: rebuild with --rebuild to switch") == 1, shown
+    assert "the articles are in English" not in shown and shown.count("call for") == 1
+    assert report.summary().count("call for") == 1
+    (tmp_path / "en" / "samples.txt").unlink()
+    (tmp_path / "en" / "cable.txt").unlink()
+    assert build_index(tmp_path / "en", settings=only_english).embedder_note == (
+        "chosen automatically: the articles are in English")
 
 
 @pytest.mark.models
