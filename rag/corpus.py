@@ -110,7 +110,14 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
     if not saved:
         return UploadReport(rejected=rejected, seconds=time.perf_counter() - started)
     embedder = embedder or _indexing_embedder(settings)
-    report, ids = add_files([s.path for s in saved], uploads_dir(settings.index_dir), settings, embedder, log=say)
+    try:
+        report, ids = add_files([s.path for s in saved], uploads_dir(settings.index_dir), settings, embedder,
+                                log=say)
+    except BaseException:  # not indexed (another writer, a damaged index, Stop): not kept for a later run either
+        for upload in saved:
+            if upload.written:
+                _delete_upload(upload.path, uploads_dir(settings.index_dir))
+        raise
     rejected += _unreadable(saved, report, uploads_dir(settings.index_dir))
     wanted = list(dict.fromkeys(i for s in saved for i in ids.get(str(s.path), ())))
     found = {a.id: a for a in list_articles(settings, article_ids=wanted)} if wanted else {}

@@ -38,6 +38,7 @@ class Saved:
 
     name: str  # "notes.txt", or "batch.zip/2024/notes.txt" for a member of a .zip
     path: Path
+    written: bool = True  # False: the same file was uploaded before and is already there
 
 
 def uploads_dir(index_dir: Path | str) -> Path:
@@ -90,7 +91,7 @@ def save_uploads(files: Sequence[Path | str], index_dir: Path | str, *, max_uplo
             rejected += refused
             budget -= used
         else:
-            saved.append(Saved(name, _write(folder, [safe_name(name)], data)))
+            saved.append(Saved(name, *_write(folder, [safe_name(name)], data)))
             budget -= len(data)
     return saved, rejected
 
@@ -111,7 +112,7 @@ def save_pasted(text: str, index_dir: Path | str, *, title: str = "", published:
     slug = "-".join(re.findall(r"\w+", (title or text[:60]).lower())[:8]) or "article"
     name = safe_name(f"pasted-{slug}.md")
     folder = uploads_dir(index_dir) / hashlib.sha256(data).hexdigest()[:12]
-    return Saved(name, _write(folder, [name], data))
+    return Saved(name, *_write(folder, [name], data))
 
 
 def _unzip(data: bytes, zip_name: str, folder: Path, *, budget: int, max_file_bytes: int,
@@ -153,7 +154,7 @@ def _unzip(data: bytes, zip_name: str, folder: Path, *, budget: int, max_file_by
         if reason is not None:
             rejected.append(Skipped(label, reason))
             continue
-        saved.append(Saved(label, _write(folder, safe, content)))
+        saved.append(Saved(label, *_write(folder, safe, content)))
         taken.add("/".join(safe).lower())
         used += len(content)
     return saved, rejected, used
@@ -189,14 +190,15 @@ def _refusal(info: zipfile.ZipInfo, parts: list[str] | None, max_file_bytes: int
     return None
 
 
-def _write(folder: Path, parts: Sequence[str], data: bytes) -> Path:
+def _write(folder: Path, parts: Sequence[str], data: bytes) -> tuple[Path, bool]:
     """data at folder/parts, written under a hidden name then renamed; a file already there is the same upload
-    (the folder is named by its content) and is left as it is, so indexing sees it unchanged."""
+    (the folder is named by its content) and is left as it is, so indexing sees it unchanged. Returns the path and
+    whether this call wrote it."""
     path = folder.joinpath(*parts)
     if folder.resolve() not in path.resolve().parents:  # safe_name makes this impossible; kept as a guard
         raise IngestError(f"{'/'.join(parts)} would be written outside {folder}; not extracted")
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return path
+        return path, False
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")
     with open(part, "wb") as out:
@@ -204,4 +206,4 @@ def _write(folder: Path, parts: Sequence[str], data: bytes) -> Path:
         out.flush()
         os.fsync(out.fileno())
     os.replace(part, path)
-    return path
+    return path, True

@@ -27,6 +27,7 @@ from rag import (
 )
 from rag.builder import Builder
 from rag.indexing import chunking_settings
+from rag.uploads import uploads_dir
 from rag.retrieve import Filters
 
 from .conftest import ROOT, scripted_pipeline
@@ -212,16 +213,27 @@ def test_questions_are_answered_from_the_live_index_while_an_upload_indexes(inde
     assert "Skarvholm" in pipeline.retrieve("Skarvholm ferry")[0].chunk.text
 
 
-def test_an_upload_while_another_build_runs_is_refused(indexed: Settings, tmp_path: Path) -> None:
+def test_an_upload_while_another_build_runs_is_refused_and_not_kept(indexed: Settings, articles_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """The refused file stayed in the uploads folder, so a later `rag index` added what the user was told had not
+    been added. One uploaded before, and indexed, stays."""
     embedder = HashEmbedder()
+    earlier = _write(tmp_path / "earlier.txt", "Tram line opens\n\nThe new tram line opened on Monday.\n")
+    add_articles([earlier], settings=indexed, embedder=embedder)
+    uploaded = {p.name for p in uploads_dir(indexed.index_dir).rglob("*.txt")}
+    assert uploaded == {"earlier.txt"}
     builder = Builder(indexed.index_dir, embedder_name=embedder.name, embedder_dim=embedder.dim,
                       chunking=chunking_settings(indexed), ann_threshold=indexed.ann_threshold,
                       nprobe=indexed.ivf_nprobe, ivf_codec=indexed.ivf_codec)
     try:
         with pytest.raises(IndexBusyError, match="wait for it to finish"):
-            add_articles([_write(tmp_path / "ferry.txt", FERRY)], settings=indexed, embedder=embedder)
+            add_articles([_write(tmp_path / "ferry.txt", FERRY), earlier], settings=indexed, embedder=embedder)
     finally:
         builder.abort()
+    assert {p.name for p in uploads_dir(indexed.index_dir).rglob("*.txt")} == uploaded
+    before = {a.title for a in list_articles(indexed)}
+    build_index(articles_dir, settings=indexed, embedder=embedder)
+    assert {a.title for a in list_articles(indexed)} == before
 
 
 KILLED_UPLOAD = """
