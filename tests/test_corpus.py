@@ -27,8 +27,8 @@ from rag import (
 )
 from rag.builder import Builder
 from rag.indexing import chunking_settings
-from rag.uploads import uploads_dir
 from rag.retrieve import Filters
+from rag.uploads import uploads_dir
 
 from .conftest import ROOT, scripted_pipeline
 from .fakes import HashEmbedder
