@@ -178,7 +178,7 @@ def make_article(text: str, source: str, *, title: str | None = None, published:
                                  kept=True))
     if date and notes is not None and date > (dt.date.today() + dt.timedelta(days=1)).isoformat():
         notes.append(Skipped(source, f"dated {date}, later than today: questions asked before that day do not "
-                                     "see it (fix the date, or ask with --as-of)", kept=True))
+                                     "see it (fix the date, or ask as of a later day)", kept=True))
     return Article(id=article_id, title=title, text=text, source=source, published=date,
                    language=detect_language(text), url=url, sha256=sha)
 

@@ -89,17 +89,21 @@ def test_browser_upload_a_good_and_a_binary_file(page: Any, served: Served, tmp_
     good.write_text(CABLE_CAR)
     binary = tmp_path / "photo.txt"
     binary.write_bytes(bytes(range(256)) * 64)
+    future = tmp_path / "tramway.md"  # a typo'd year: added, and said, since no question asked today would see it
+    future.write_text("---\ntitle: Tramway line 3 opens\ndate: 2091-06-01\n---\nThe tramway line 3 opened.\n")
     page.get_by_text("Add articles").click()
-    page.locator("#upload-files input[type=file]").set_input_files([str(good), str(binary)])
+    page.locator("#upload-files input[type=file]").set_input_files([str(good), str(binary), str(future)])
     page.wait_for_selector("#upload-files .file-preview", timeout=10_000)
     served.index_embedder.delay = 1.0  # long enough to see the progress line
     page.locator("#add").click()
     page.wait_for_selector("#upload-status .rag-progress", timeout=10_000)
     page.wait_for_selector("#upload-status .rag-upload", timeout=30_000)
     status = page.locator("#upload-status").inner_text()
-    assert "Added 1 article" in status and "Cable car to the Brannfjell summit reopens" in status
+    page.screenshot(path=str(tmp_path / "screenshot-upload.png"), full_page=True)
+    assert "Added 2 articles" in status and "Cable car to the Brannfjell summit reopens" in status
     assert re.search(r"photo\.txt: .*binary", status), status
-    assert "6 articles" in page.locator(".rag-info").inner_text()  # the header counts are fresh
+    assert re.search(r"Added, but check:\s*tramway\.md: dated 2091-06-01, later than today", status), status
+    assert "7 articles" in page.locator(".rag-info").inner_text()  # the header counts are fresh
     incoming = served.settings.index_dir / ".incoming"  # Gradio's folder (GRADIO_TEMP_DIR, as `rag chat` sets it)
     leftovers = [p.name for p in incoming.rglob("*") if p.is_file() and p.stat().st_size]
     assert not leftovers, leftovers  # its copies of the uploads are deleted; the index keeps its own
