@@ -92,6 +92,7 @@ class Builder:
         except Timeout:
             raise IndexBusyError(f"another process is writing {self.index_dir}; wait for it to finish") from None
         self._asked = (ivf_codec, keep_codec)  # what a checkpoint() opens the next step with
+        self._checkpointing = False
         try:
             self._start(embedder_name, embedder_dim, chunking, ann_threshold, nprobe, rebuild, ivf_codec, keep_codec)
         except BaseException:
@@ -241,22 +242,36 @@ class Builder:
         self.db.execute("UPDATE articles SET source = ? WHERE id = ?", (source, article_id))
 
     @guarded
-    def sourced_from(self, paths: set[str]) -> list[tuple[str, list[str]]]:
-        """The articles whose source is one of these files (a line of one, for .jsonl), each with the files that
-        still hold it."""
-        found = []
-        for article_id, source in self.db.execute("SELECT id, source FROM articles").fetchall():
-            if (source or "").split("#L")[0] in paths:
-                holders = [path for path, ids in self.db.execute(
-                    "SELECT path, article_ids FROM files WHERE article_ids LIKE ?", (f'%"{article_id}"%',))
-                    if article_id in json.loads(ids)]  # LIKE prefilters; the JSON decides
-                found.append((article_id, holders))
-        return found
+    def update_article(self, article: Article) -> None:
+        """An indexed article read again with the same title and text: its file, date and address as they are
+        now (a moved file, a corrected date), its chunks and vectors kept."""
+        self.db.execute("UPDATE articles SET source = ?, published = ?, url = ? WHERE id = ?",
+                        (article.source, article.published, article.url, article.id))
 
     @guarded
-    def remove_unreferenced_articles(self) -> int:
-        """Delete articles no indexed file refers to any more; returns how many."""
-        referenced: set[str] = set()
+    def orphaned_sources(self, paths: set[str]) -> dict[str, list[str]]:
+        """The articles whose source is one of these files (a line of one, for .jsonl) that no longer holds them,
+        though another file does: {file holding them: [article ids]}. Read in one pass over the files."""
+        cited = {article_id: source.split("#L")[0] for article_id, source in
+                 self.db.execute("SELECT id, source FROM articles") if source and source.split("#L")[0] in paths}
+        if not cited:
+            return {}
+        holders: dict[str, list[str]] = {}
+        for path, ids in self.db.execute("SELECT path, article_ids FROM files"):
+            for article_id in json.loads(ids):
+                if article_id in cited:
+                    holders.setdefault(article_id, []).append(path)
+        moved: dict[str, list[str]] = {}
+        for article_id, held_by in holders.items():
+            if cited[article_id] not in held_by:
+                moved.setdefault(sorted(held_by)[0], []).append(article_id)
+        return moved
+
+    @guarded
+    def remove_unreferenced_articles(self, also: Iterable[str] = ()) -> int:
+        """Delete articles no indexed file refers to any more (nor `also`: the articles of files whose entry
+        waits for the rest of their articles); returns how many."""
+        referenced: set[str] = set(also)
         for (ids,) in self.db.execute("SELECT article_ids FROM files"):
             referenced.update(json.loads(ids))
         stale = [r[0] for r in self.db.execute("SELECT id FROM articles") if r[0] not in referenced]
@@ -312,7 +327,11 @@ class Builder:
         run interrupted later (Ctrl-C, a kill, a reboot) keeps this part, and the next run starts from it. Returns
         the manifest committed."""
         assert self.can_checkpoint, "a rebuild over a live index goes live whole"
-        manifest = self.commit(extra, release=False)
+        self._checkpointing = True
+        try:
+            manifest = self.commit(extra, release=False)
+        finally:
+            self._checkpointing = False
         try:
             self._start(str(self.embedder["name"]), int(self.embedder["dim"]), self.chunking, self.ann_threshold,
                         self.nprobe, False, *self._asked)
@@ -424,7 +443,7 @@ class Builder:
         index changes kind (flat to IVF, a retrain, another codec), and in a new generation. Nothing is written
         when the vectors did not change."""
         state = dict(self.state)
-        reusable = faiss_index.reusable(state["faiss"], total, self.ann_threshold, self.ivf_codec)
+        reusable = faiss_index.reusable(state["faiss"], total, self._threshold(), self.ivf_codec)
         changed = bool(self.removed_rowids or self.added)
         if self.in_place and reusable and not changed:
             return {**state, "ntotal": total}
@@ -468,8 +487,15 @@ class Builder:
             faiss_index.update(index, self.removed_rowids, self.added)
             return index, dict(self.state["faiss"]), None
         ids, vecs = self._all_vectors(int(self.embedder["dim"]))
-        return (*faiss_index.build(ids, vecs, int(self.embedder["dim"]), total, self.ann_threshold, self.nprobe,
+        return (*faiss_index.build(ids, vecs, int(self.embedder["dim"]), total, self._threshold(), self.nprobe,
                                    self.ivf_codec), (ids, vecs))
+
+    def _threshold(self) -> int:
+        """The size above which this commit's FAISS part is IVF. A flat index stays flat at a checkpoint, so that a
+        long first build trains its IVF once, on all its vectors, at its end, as a build in one go does."""
+        if self._checkpointing and self.state["faiss"].get("type") != "ivf":
+            return sys.maxsize
+        return self.ann_threshold
 
     def _previous_index(self) -> Any:
         """The previous state's FAISS index, its deltas applied."""

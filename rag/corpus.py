@@ -63,8 +63,12 @@ class UploadReport:
     @property
     def notes(self) -> list[Skipped]:
         """What to know about articles added all the same (a date that is not one, or later than today)."""
-        return [Skipped(self.names.get(n.source.split("#L")[0], n.source), n.reason, kept=True)
-                for n in (self.index.notes if self.index else [])]
+        notes = []
+        for note in self.index.notes if self.index else []:
+            path, _, line = note.source.partition("#L")
+            name = self.names.get(path, path)
+            notes.append(Skipped(f"{name} line {line}" if line else name, note.reason, kept=True))
+        return notes
 
 
 def list_articles(settings: Settings | None = None, *, title: str = "", limit: int | None = None,
@@ -109,8 +113,8 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
             rejected.append(Skipped(PASTED, str(exc)))
     if not saved:
         return UploadReport(rejected=rejected, seconds=time.perf_counter() - started)
-    embedder = embedder or _indexing_embedder(settings)
     try:
+        embedder = embedder or _indexing_embedder(settings)
         report, ids = add_files([s.path for s in saved], uploads_dir(settings.index_dir), settings, embedder,
                                 log=say)
     except BaseException:  # not indexed (another writer, a damaged index, Stop): not kept for a later run either

@@ -16,7 +16,7 @@ from .chunk import chunk_article
 from .config import Settings
 from .embed import Embedder
 from .embed_choice import describe, load_embedder, pick
-from .errors import IndexMismatchError, IngestError
+from .errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, IngestError, RagError
 from .files import iter_files, unreadable_reason
 from .ingest import Skipped, read_file
 from .manifest import MANIFEST, read_manifest
@@ -46,6 +46,7 @@ class IndexReport:
     skipped: list[Skipped] = field(default_factory=list)
     skipped_lines: list[Skipped] = field(default_factory=list)  # lines of .jsonl files read: "<path>:<line>"
     notes: list[Skipped] = field(default_factory=list)  # articles indexed with a date to check (Skipped.kept)
+    changed_paths: set[str] = field(default_factory=set)  # files read again whose articles changed
     articles_added: int = 0
     articles_removed: int = 0
     chunks_embedded: int = 0
@@ -116,6 +117,7 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         raise IngestError(f"{root} does not exist; give a folder (or file) of .txt/.md/.html/.jsonl articles")
     root = root.resolve()
     report = IndexReport(index_dir=Path(settings.index_dir))
+    before = _counts(settings)
     builder = _builder(settings, embedder.name if embedder else "", embedder.dim if embedder else 0,
                        chunking_settings(settings), rebuild=rebuild)
     try:
@@ -130,24 +132,28 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         previous_paths = builder.known_paths() - seen
         if not replace:
             _refuse_dropping_elsewhere(root, previous_paths, settings)  # (a rebuild knows no paths)
+        automatic = embedder is None
         if embedder is None:
             embedder, report.embedder_note = choose_embedder(settings, builder, pending)
             builder.embedder = {**builder.embedder, "name": embedder.name, "dim": embedder.dim}
             say(f"embedder: {embedder.name} ({report.embedder_note})")
+            automatic = builder.previous is None or bool(builder.previous.get("embedder_note"))
 
-        def extra() -> dict[str, Any]:
+        def extra(final: bool) -> dict[str, Any]:
             languages = builder.language_counts()
-            if report.embedder_note:  # chosen automatically: said as the languages stand now
+            if automatic and final:  # said as the languages stand now (at a checkpoint, as the run chose)
                 report.embedder_note = describe(str(builder.embedder["name"]), languages)
             return {"root": str(root), "languages": languages,
                     **({"embedder_note": report.embedder_note} if report.embedder_note else {})}
 
         checkpointed = time.monotonic()
 
-        def checkpoint(done: int, total: int) -> None:
+        def checkpoint(done: int, total: int, waiting_ids: set[str]) -> None:
             nonlocal checkpointed
             if builder.can_checkpoint and done < total and time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
-                report.manifest = builder.checkpoint(extra())
+                # the old version of a changed article goes once the new one is in: never both live
+                report.articles_removed += builder.remove_unreferenced_articles(also=waiting_ids)
+                report.manifest = builder.checkpoint(extra(final=False))
                 report.checkpoints += 1
                 checkpointed = time.monotonic()
                 say(f"committed {done}/{total} chunks: an interrupted run keeps them")
@@ -155,13 +161,15 @@ def run_index(root: Path, settings: Settings, embedder: Embedder | None, *, rebu
         _embed_and_add(pending, settings, embedder, builder, report, say, waiting=waiting, after_flush=checkpoint)
         builder.forget_files(previous_paths)
         report.files_removed = len(previous_paths)
-        report.articles_removed = builder.remove_unreferenced_articles()
-        _move_sources(builder, previous_paths, settings)
-        report.manifest = builder.commit(extra())
+        report.articles_removed += builder.remove_unreferenced_articles()
+        _move_sources(builder, previous_paths | report.changed_paths, settings)
+        report.manifest = builder.commit(extra(final=True))
     except BaseException as exc:
         builder.abort()
         if isinstance(exc, KeyboardInterrupt):
-            raise IndexInterrupted(_interrupted(report, builder)) from None
+            raise IndexInterrupted(_interrupted(settings, before)) from None
+        if isinstance(exc, RagError) and (kept := _kept_part(settings, before)):
+            raise type(exc)(f"{exc} ({kept})") from exc
         raise
     report.seconds = time.perf_counter() - started
     return report
@@ -171,31 +179,48 @@ class IndexInterrupted(KeyboardInterrupt):
     """Ctrl-C during an indexing run; its message says what of the run is in the index."""
 
 
-def _interrupted(report: IndexReport, builder: Builder) -> str:
-    if report.checkpoints:
-        counts = report.manifest.get("counts", {})
-        return (f"the index keeps what was committed before ({counts.get('articles', 0)} articles, "
-                f"{counts.get('chunks', 0)} chunks); run the same rag index again to go on from there")
-    if not builder.in_place and builder.live is None:
+def _counts(settings: Settings) -> dict[str, Any] | None:
+    """The live index's counts, or None when there is no readable index."""
+    try:
+        counts = read_manifest(settings.index_dir).get("counts")
+    except (IndexNotFoundError, IndexCorruptError):
+        return None
+    return dict(counts) if isinstance(counts, dict) else {}
+
+
+def _kept_part(settings: Settings, before: dict[str, Any] | None) -> str:
+    """What of a run that stopped is in the index: "" when nothing (the index is as it was, or there is none)."""
+    now = _counts(settings)
+    if now is None or now == before:
+        return ""
+    return (f"the index keeps what this run committed before it stopped: {now.get('articles', 0)} articles, "
+            f"{now.get('chunks', 0)} chunks; run the same rag index again to go on from there")
+
+
+def _interrupted(settings: Settings, before: dict[str, Any] | None) -> str:
+    kept = _kept_part(settings, before)
+    if kept:
+        return kept
+    if before is None:
         return "no index was written; run rag index again to start over"
     return "the index is as it was before this run"
 
 
-def _move_sources(builder: Builder, gone: set[str], settings: Settings) -> None:
-    """An article kept because another file holds it too (a copy) takes that file as its source: citations and
-    the list of articles named the deleted one. The file is read again to find the article's own line in it."""
-    if not gone:
+def _move_sources(builder: Builder, paths: set[str], settings: Settings) -> None:
+    """An article kept because another file holds it too (a copy) takes that file as its source once the file it
+    cited is deleted or no longer holds it: citations and the list of articles named the old one. Each file
+    holding such articles is read once, to find their own lines in it."""
+    if not paths:
         return
-    for article_id, holders in builder.sourced_from(gone):
-        for path in holders:
-            try:
-                articles, _ = read_file(Path(path), max_file_bytes=settings.max_file_bytes)
-            except IngestError:
-                continue
-            source = next((a.source for a in articles if a.id == article_id), None)
-            if source:
-                builder.update_source(article_id, source)
-                break
+    for path, article_ids in builder.orphaned_sources(paths).items():
+        try:
+            articles, _ = read_file(Path(path), max_file_bytes=settings.max_file_bytes)
+        except IngestError:
+            continue
+        sources = {a.id: a.source for a in articles}
+        for article_id in article_ids:
+            if article_id in sources:
+                builder.update_source(article_id, sources[article_id])
 
 
 def _refuse_empty(root: Path, report: IndexReport) -> None:
@@ -373,11 +398,12 @@ def _scan(files: Iterable[tuple[Path, Path]], settings: Settings, builder: Build
             report.files_added += 1
         elif sorted(known[2]) != sorted(ids):
             report.files_updated += 1
+            report.changed_paths.add(key)
         else:
             report.files_unchanged += 1  # touched, same content
         for article in articles:
-            if article.id not in pending:
-                builder.update_source(article.id, article.source)  # a moved file keeps its vectors
+            if article.id not in pending:  # a moved file keeps its vectors; a corrected date is taken
+                builder.update_article(article)
         missing = {i for i in ids if i in pending}
         if missing:
             waiting.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, ids, missing))
@@ -418,9 +444,10 @@ def short_title(title: str, embedder: Embedder) -> tuple[str, int]:
 
 def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedder, builder: Builder,
                    report: IndexReport, say: Log, *, waiting: list[FileEntry], flush_at: int | None = None,
-                   after_flush: Callable[[int, int], None] | None = None) -> None:
+                   after_flush: Callable[[int, int, set[str]], None] | None = None) -> None:
     """Chunk and embed the articles, adding them step by step; after each step the files whose articles are all
-    in are recorded, and after_flush(chunks done, chunks in all) may commit them (a checkpoint)."""
+    in are recorded, and after_flush(chunks done, chunks in all, the articles of files still waiting) may commit
+    them (a checkpoint)."""
     flush_at = flush_at or EMBED_FLUSH  # read now: tests set EMBED_FLUSH to make many small steps
     planned: list[tuple[Article, list[Chunk], list[str]]] = []
     for article in articles:
@@ -456,7 +483,7 @@ def _embed_and_add(articles: list[Article], settings: Settings, embedder: Embedd
         waiting = _record_files(builder, waiting, {article.id for article, _, _ in batch})
         batch.clear()
         if after_flush:
-            after_flush(done, total)
+            after_flush(done, total, {i for entry in waiting for i in entry.article_ids})
 
     for item in planned:
         batch.append(item)

@@ -309,5 +309,5 @@ def load_articles(root: Path | str, *, max_file_bytes: int = 20_000_000) -> tupl
             skipped.append(Skipped(str(path), str(exc)))
             continue
         articles.extend(found)
-        skipped.extend(bad_lines)
+        skipped.extend(s for s in bad_lines if not s.kept)  # (notes on articles kept are not skips)
     return articles, skipped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -204,10 +205,10 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
     "dense" or "lexical"."""
     if mode not in ("hybrid", "dense", "lexical"):
         raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
+    if top_k is not None and (not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k <= 0):
         raise QueryError(f"top_k={top_k!r} must be a whole number above 0 (or None for the setting, "
                          f"{settings.top_k})")
-    top_k = top_k or settings.top_k
+    top_k = int(top_k or settings.top_k)
     day = parse_as_of(as_of)
     text, _note = prepare_question(question, settings.max_question_chars)
     dense, lexical, query_vec = _candidates(text, store, embedder, settings, filters, day, mode)

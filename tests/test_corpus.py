@@ -272,3 +272,24 @@ def test_an_upload_dated_later_than_today_is_added_with_a_note_under_its_name(in
     assert "note tram.md: dated 2091-06-01, later than today" in report.summary()
     html = render_upload(report)
     assert "Added, but check:" in html and "<b>tram.md</b>: dated 2091-06-01" in html
+
+
+def test_an_upload_whose_embedder_fails_to_load_is_not_kept(indexed: Settings, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import ModelNotFoundError, corpus
+
+    def missing(settings: Settings) -> None:
+        raise ModelNotFoundError("the embedding model is not installed")
+
+    monkeypatch.setattr(corpus, "_indexing_embedder", missing)
+    with pytest.raises(ModelNotFoundError):
+        add_articles([_write(tmp_path / "ferry.txt", FERRY)], settings=indexed)
+    assert not list(uploads_dir(indexed.index_dir).rglob("*.txt"))
+
+
+def test_upload_notes_name_the_jsonl_line(indexed: Settings, tmp_path: Path) -> None:
+    briefs = _write(tmp_path / "briefs.jsonl", "\n".join(json.dumps(row) for row in [
+        {"title": "Quay market", "date": "2024-03-02", "text": "The quay market opened."},
+        {"title": "Tram line", "date": "2091-06-01", "text": "The tram line opened."}]) + "\n")
+    report = add_articles([briefs], settings=indexed, embedder=HashEmbedder())
+    assert [n.source for n in report.notes] == ["briefs.jsonl line 2"]

@@ -153,11 +153,16 @@ def test_a_long_run_killed_half_way_keeps_what_it_committed_and_the_next_run_goe
     """Ctrl-C or a kill late in a long run used to throw all its embedding away (hours on a real corpus). The run
     commits what it has embedded every CHECKPOINT_SECONDS (here: after every step of 4 chunks); killed, it leaves
     those parts searchable, and the next run embeds only what is left and ends where a clean build ends."""
+    edited = articles_dir / "001_iceland_eruption.txt"
     if kind == "update":
         build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+        edited.write_text(edited.read_text() + "\nThe lava reached the sea at Vatnsleysa on Sunday.\n")
     before = json.loads((settings.index_dir / "manifest.json").read_text())["counts"] if kind == "update" else None
     write_fillers(articles_dir, 6)
     _add_harbour_articles(articles_dir)
+    (articles_dir / "briefs.jsonl").write_text("".join(  # one file whose articles span several steps
+        json.dumps({"title": f"Brief {i}", "text": f"Town brief {i}: the quay{i} market opens at dawn."}) + "\n"
+        for i in range(9)))
     clean_embedder = HashEmbedder()
     clean = build_index(articles_dir, settings=settings.replace(index_dir=tmp_path / "clean"),
                         embedder=clean_embedder).manifest
@@ -167,6 +172,8 @@ def test_a_long_run_killed_half_way_keeps_what_it_committed_and_the_next_run_goe
     assert live["counts"]["chunks"] < clean["counts"]["chunks"]
     assert live["counts"]["articles"] > (before["articles"] if before else 0), "nothing of the run was kept"
     assert live["root"] == str(articles_dir.resolve())  # so that a bare `rag index` goes on with the same folder
+    versions = [a for a in Store(settings.index_dir).list_articles() if a[3] == str(edited.resolve())]
+    assert len(versions) == 1, "an edited article was live in its old and new version at once"
 
     resumed = HashEmbedder()
     again = build_index(articles_dir, settings=settings, embedder=resumed)
@@ -180,6 +187,24 @@ def test_a_long_run_killed_half_way_keeps_what_it_committed_and_the_next_run_goe
     assert _dense_chunk_ids(store) == _dense_chunk_ids(reference)
     assert store.search_lexical("harbour board ferries3", 3)
     assert not _leftovers(settings.index_dir, again.manifest)
+
+
+def test_a_first_build_that_checkpoints_trains_its_ivf_once_on_everything(articles_dir: Path, settings: Settings,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints crossing the IVF threshold trained it on the first part of the corpus (nlist 1 of 64 vectors
+    where a build in one go has 3 of 120): a flat index stays flat at a checkpoint, and the run's end trains."""
+    write_fillers(articles_dir, 12)
+    small = settings.replace(ann_threshold=20)
+    clean = build_index(articles_dir, settings=small.replace(index_dir=tmp_path / "clean"),
+                        embedder=HashEmbedder()).manifest
+    assert clean["faiss"]["type"] == "ivf"
+    monkeypatch.setattr("rag.indexing.EMBED_FLUSH", 4)
+    monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 0.0)
+    report = build_index(articles_dir, settings=small, embedder=HashEmbedder())
+    assert report.checkpoints >= 3
+    assert report.manifest["faiss"] == clean["faiss"]
+    assert _dense_chunk_ids(Store(small.index_dir)) == _dense_chunk_ids(Store(tmp_path / "clean"))
 
 
 def test_a_rebuild_goes_live_whole_even_when_it_could_checkpoint(articles_dir: Path, settings: Settings) -> None:
@@ -211,10 +236,11 @@ def test_ctrl_c_says_what_the_index_kept(articles_dir: Path, settings: Settings,
     assert not (settings.index_dir / "manifest.json").exists()
 
     monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 0.0)
-    with pytest.raises(IndexInterrupted, match=r"keeps what was committed before \((\d+) articles") as caught:
+    with pytest.raises(IndexInterrupted, match=r"keeps what this run committed before it stopped") as caught:
         build_index(articles_dir, settings=settings, embedder=_Interrupting(3))
     kept = _consistent(settings)["counts"]
-    assert f"{kept['articles']} articles, {kept['chunks']} chunks" in str(caught.value)
+    assert f"stopped: {kept['articles']} articles, {kept['chunks']} chunks; run the same rag index again" in str(
+        caught.value)
 
     monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 3600.0)
     _add_harbour_articles(articles_dir)
@@ -633,3 +659,26 @@ def test_import_rag_works_without_fcntl() -> None:
             "nprobe=1, ivf_codec='sq8')\nb.abort()\nprint('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+class _FailingServer(HashEmbedder):
+    def embed_documents(self, texts, progress=None):  # type: ignore[no-untyped-def]
+        if len(self.calls) + 1 == 3:
+            from rag import EmbeddingServerError
+            raise EmbeddingServerError("the embedding server at http://gpu:8080 stopped answering")
+        return super().embed_documents(texts, progress)
+
+
+def test_an_error_after_a_checkpoint_says_what_the_index_kept(articles_dir: Path, settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import EmbeddingServerError
+
+    monkeypatch.setattr("rag.indexing.EMBED_FLUSH", 4)
+    monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 0.0)
+    write_fillers(articles_dir, 6)
+    with pytest.raises(EmbeddingServerError, match=r"stopped answering \(the index keeps what this run committed "
+                                                   r"before it stopped: \d+ articles"):
+        build_index(articles_dir, settings=settings, embedder=_FailingServer())
+    monkeypatch.setattr("rag.indexing.CHECKPOINT_SECONDS", 3600.0)
+    with pytest.raises(EmbeddingServerError, match="stopped answering$"):  # nothing of this one went in
+        build_index(articles_dir, settings=settings, embedder=_FailingServer())
