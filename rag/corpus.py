@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import Settings
 from .embed import Embedder
-from .errors import IndexCorruptError, IndexNotFoundError, IngestError, QueryError
+from .errors import IndexCorruptError, IndexNotFoundError, IngestError, QueryError, RagError
 from .indexing import IndexReport, Log, add_files, remove_articles
 from .ingest import Skipped
 from .manifest import SQLITE, check_index_dir, live_generation, read_manifest
@@ -118,9 +118,11 @@ def add_articles(files: Sequence[Path | str] = (), *, text: str = "", title: str
         report, ids = add_files([s.path for s in saved], uploads_dir(settings.index_dir), settings, embedder,
                                 log=say)
     except BaseException:  # not indexed (another writer, a damaged index, Stop): not kept for a later run either
-        for upload in saved:
-            if upload.written:
-                _delete_upload(upload.path, uploads_dir(settings.index_dir))
+        written = [str(s.path) for s in saved if s.written]
+        indexed = _indexed_files(settings.index_dir, written)  # (Stop after the commit, in its tidying: those stay)
+        for path in written:
+            if path not in indexed:
+                _delete_upload(Path(path), uploads_dir(settings.index_dir))
         raise
     rejected += _unreadable(saved, report, uploads_dir(settings.index_dir))
     wanted = list(dict.fromkeys(i for s in saved for i in ids.get(str(s.path), ())))
@@ -203,6 +205,17 @@ def _read(index_dir: Path, sql: str, args: Sequence[object]) -> list[tuple]:
             raise IndexCorruptError(f"{index_dir}/{generation}/{SQLITE} cannot be read ({exc}); rebuild with: "
                                     f"rag index PATH --index-dir {index_dir} --rebuild") from None
     raise AssertionError("unreachable")
+
+
+def _indexed_files(index_dir: Path, paths: Sequence[str]) -> set[str]:
+    """Which of these files the live index records (none when it cannot be read)."""
+    if not paths:
+        return set()
+    try:
+        rows = _read(index_dir, f"SELECT path FROM files WHERE path IN ({','.join('?' * len(paths))})", paths)
+    except RagError:
+        return set()
+    return {r[0] for r in rows}
 
 
 def _like(text: str) -> str:

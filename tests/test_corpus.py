@@ -293,3 +293,18 @@ def test_upload_notes_name_the_jsonl_line(indexed: Settings, tmp_path: Path) -> 
         {"title": "Tram line", "date": "2091-06-01", "text": "The tram line opened."}]) + "\n")
     report = add_articles([briefs], settings=indexed, embedder=HashEmbedder())
     assert [n.source for n in report.notes] == ["briefs.jsonl line 2"]
+
+
+def test_stop_after_an_upload_is_committed_keeps_its_files(indexed: Settings, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop landing in the tidying after the commit (a VACUUM) left the articles live and deleted their files,
+    so the next rag index dropped them."""
+    def stopped(self: Builder) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Builder, "_compact_if_worth_it", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        add_articles([_write(tmp_path / "ferry.txt", FERRY)], settings=indexed, embedder=HashEmbedder())
+    kept = [p.name for p in uploads_dir(indexed.index_dir).rglob("*.txt")]
+    assert kept == ["ferry.txt"]
+    assert any(a.uploaded and a.source.endswith("ferry.txt") for a in list_articles(indexed))
