@@ -63,7 +63,7 @@ class IndexReport:
                       "unchanged": self.files_unchanged, "skipped": len(self.skipped)},
             "skipped": [{"source": s.source, "reason": s.reason} for s in self.skipped],
             "skipped_lines": [{"source": s.source, "reason": s.reason} for s in self.skipped_lines],
-            "notes": [{"source": s.source, "note": s.reason} for s in self.notes],
+            "notes": [{"source": _line_form(s.source), "note": s.reason} for s in self.notes],
             "articles_added": self.articles_added,
             "articles_removed": self.articles_removed,
             "chunks_embedded": self.chunks_embedded,
@@ -90,10 +90,16 @@ class IndexReport:
         if len(self.skipped_lines) > SUMMARY_LINES:
             lines.append(f"... and {len(self.skipped_lines) - SUMMARY_LINES} more skipped .jsonl lines "
                          "(rag index --json lists them all)")
-        lines += [f"note {s.source}: {s.reason}" for s in self.notes[:SUMMARY_LINES]]
+        lines += [f"note {_line_form(s.source)}: {s.reason}" for s in self.notes[:SUMMARY_LINES]]
         if len(self.notes) > SUMMARY_LINES:
             lines.append(f"... and {len(self.notes) - SUMMARY_LINES} more notes (rag index --json lists them all)")
         return "\n".join(lines)
+
+
+def _line_form(source: str) -> str:
+    """An article's source as the summary names a .jsonl line, as it names a skipped one: "x.jsonl:3"."""
+    path, _, line = source.partition("#L")
+    return f"{path}:{line}" if line else path
 
 
 def chunking_settings(settings: Settings) -> dict[str, Any]:

@@ -202,7 +202,12 @@ def retrieve(question: str, store: Store, embedder: Embedder, settings: Settings
 
     Nothing published after as_of is returned (articles without a date stay in); a question about the
     present ("this week", "recently") prefers articles published shortly before as_of. mode is "hybrid",
-    "dense" or "lexical"."""
+    "dense" or "lexical".
+
+    The store's vectors are those it opened (store.py), its rows the live ones: a caller holding its own Store
+    across an update reopens it once store.is_stale() says so, as Pipeline.store does. A stale one ranks an
+    article re-added under new rowids by lexical score alone (its chunks have no vector there), which made one
+    debugging session's ranking differ from a fresh process's."""
     if mode not in ("hybrid", "dense", "lexical"):
         raise QueryError(f"retrieval mode {mode!r} is not one of hybrid, dense, lexical")
     if top_k is not None and (not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or top_k <= 0):

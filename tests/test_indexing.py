@@ -532,10 +532,15 @@ def test_the_summary_notes_a_future_date_apart_from_what_was_skipped(tmp_path: P
     corpus.mkdir()
     (corpus / "tram.md").write_text("---\ntitle: Tram line opens\ndate: 2091-06-01\n---\nThe new tram line opened.\n")
     (corpus / "ferry.txt").write_text("Ferry resumes\n\nMay 2, 2023. The ferry resumed its crossings.\n")
+    (corpus / "briefs.jsonl").write_text(json.dumps({"title": "Quay", "date": "2023-02-30", "text": "It opened."})
+                                         + "\n")
     report = build_index(corpus, settings=settings, embedder=HashEmbedder())
-    assert report.manifest["counts"]["articles"] == 2 and not report.skipped
+    assert report.manifest["counts"]["articles"] == 3 and not report.skipped
     assert f"note {corpus.resolve() / 'tram.md'}: dated 2091-06-01, later than today" in report.summary()
-    assert report.to_dict()["notes"][0]["source"].endswith("tram.md")
+    # a .jsonl line is named as a skipped line is: path:line
+    assert f"note {corpus.resolve() / 'briefs.jsonl'}:1: its date '2023-02-30' is not a date" in report.summary()
+    assert {n["source"] for n in report.to_dict()["notes"]} == {str(corpus.resolve() / "tram.md"),
+                                                               f"{corpus.resolve() / 'briefs.jsonl'}:1"}
     again = build_index(corpus, settings=settings, embedder=HashEmbedder())
     assert not again.notes  # said once: an unchanged file is not read again
 
