@@ -132,6 +132,35 @@ def test_the_local_model_writes_on_from_the_words_it_is_given(seed_pipeline: Pip
 
 
 @pytest.mark.models
+def test_the_prompt_cache_restores_a_conversation_and_holds_only_what_it_counts(
+        seed_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The find step and its second read are two conversations: the model's saved states bring the first one
+    back. A saved state holds the context and its tokens, not llama-cpp-python's 311 MB logits table, which
+    its cache did not count against its capacity and copied on every save and restore."""
+    gen = seed_pipeline.generator
+    llm = gen._llm  # type: ignore[attr-defined]
+    restored: list[int] = []
+    load = llm.load_state
+
+    def counted(state: object) -> None:
+        restored.append(state.n_tokens)  # type: ignore[attr-defined]
+        load(state)
+
+    monkeypatch.setattr(llm, "load_state", counted)
+    ask = [{"role": "system", "content": "You answer in a few words. " * 20},
+           {"role": "user", "content": "Which planet is closest to the Sun?"}]
+    other = [{"role": "user", "content": "Name a colour."}]
+    first = gen.generate(ask, max_tokens=12)
+    gen.generate(other, max_tokens=4)  # llama.cpp's context now holds the other conversation
+    assert gen.generate(ask, max_tokens=12) == first
+    assert restored and restored[-1] > 100  # the first conversation came back from a saved state
+    states = list(llm.cache.cache_state.values())
+    assert states and all(state.scores.nbytes == 0 for state in states)
+    held = sum(len(state.llama_state) + state.input_ids.nbytes for state in states)
+    assert held <= llm.cache.capacity_bytes + max(len(state.llama_state) for state in states)
+
+
+@pytest.mark.models
 def test_warm_leaves_the_instructions_in_the_model_cache(seed_pipeline: Pipeline) -> None:
     """The chat warms the pipeline at start-up: the next prompt, which begins with the same instructions,
     finds them read already (llama.cpp keeps the evaluated tokens and reuses a shared prefix)."""
