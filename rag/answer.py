@@ -144,32 +144,43 @@ def restates(phrase: str, question: str) -> bool:
     return not set(content_words(phrase)) - set(content_words(question))
 
 
-def evidence_words(passage: Passage) -> set[str]:
+def evidence_words(passage: Passage, *, headline: bool = True) -> set[str]:
     """Content words of what the model was shown as this passage: its text with dates resolved, its headline
     and its date. (The whole headline counts, though the model sees only its first words: counting only those
     was measured and dropped. On rgb_en, whose "headlines" are snippets' first sentences, it pointed a draft at
     the passage that held its words and turned one refusal right on the dev half, but cost one right answer on
-    the test half; rtqa_dev dev, seed and the sample set were unchanged.)"""
+    the test half; rtqa_dev dev, seed and the sample set were unchanged.) headline=False: the text and date only."""
     day = iso_date(passage.hit.published)
-    return set(content_words(f"{passage.hit.title} {passage.shown_text} {format_day(day) if day else ''}"))
+    title = passage.hit.title if headline else ""
+    return set(content_words(f"{title} {passage.shown_text} {format_day(day) if day else ''}"))
 
 
-def holds(passage: Passage, phrase: str, question: str) -> float:
-    """Share of the phrase's own words (those not in the question) that the passage holds."""
+def holds(passage: Passage, phrase: str, question: str, *, headline: bool = True) -> float:
+    """Share of the phrase's own words (those not in the question) that the passage holds (headline=False: that
+    its shown text or date holds)."""
     own = set(content_words(phrase)) - set(content_words(question))
-    have = evidence_words(passage) | spelled_out(phrase, f"{passage.hit.title} {passage.shown_text}")
+    title = passage.hit.title if headline else ""
+    have = evidence_words(passage, headline=headline) | spelled_out(phrase, f"{title} {passage.shown_text}")
     return sum(w in have for w in own) / len(own) if own else 0.0
 
 
 def locate(draft: Draft, passages: Sequence[Passage], question: str, *, min_share: float = 0.5) -> int | None:
-    """The passage that holds the found phrase: the one the model named when it does, else the one holding
-    most of it (small models name a neighbour's number), else None."""
+    """The passage that holds the found phrase: the one the model named when its shown text does, else the one
+    whose shown text holds most of it (small models name a neighbour's number), else the same by the passages'
+    whole headlines too, else None. A passage that holds the words only in its headline, of which the model
+    reads the first few words, does not keep a draft that another passage states: the second read and the
+    citation then show the sentence that says it."""
     by_number = {p.number: p for p in passages}
-    if draft.number in by_number and holds(by_number[draft.number], draft.phrase, question) >= min_share:
-        return draft.number
-    shares = [(holds(p, draft.phrase, question), p.number) for p in passages]
-    share, number = max(shares, default=(0.0, 0))
-    return number if share >= min_share else None
+    for headline in (False, True):
+        if draft.number in by_number and holds(by_number[draft.number], draft.phrase, question,
+                                               headline=headline) >= min_share:
+            return draft.number
+        # of the passages that hold the words, one that speaks of what is asked, then the most, then the first
+        shares = [(not unrelated(p, question), share, -p.number) for p in passages
+                  if (share := holds(p, draft.phrase, question, headline=headline)) >= min_share]
+        if shares:
+            return -max(shares)[2]
+    return None
 
 
 # ---------------------------------------------------------------- the found words, widened to what they name

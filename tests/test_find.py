@@ -68,6 +68,30 @@ def test_the_words_are_pointed_at_the_passage_that_holds_them() -> None:
     assert check(Draft(2, "the museum"), passages, QUESTION)[1] == "restates"
 
 
+def test_words_only_a_headline_holds_are_pointed_at_the_sentence_that_states_them() -> None:
+    """The model reads a headline's first few words; a passage whose full headline happens to hold the words
+    does not keep the draft when another passage's sentence states them."""
+    head = "Cup final ends in a shoot-out, won by the Harbour City Gulls after extra time"
+    passages = [_passage(1, "The cup final was a night to remember for the whole town.", head),
+                _passage(2, "Won by the Harbour City Gulls, the final went to penalties.", head)]
+    question = "Who won the cup final?"
+    assert check(Draft(1, "Harbour City Gulls"), passages, question)[0].number == 2
+    assert check(Draft(2, "Harbour City Gulls"), passages, question)[0].number == 2
+    alone = [passages[0]]  # no sentence states it: the headline still counts
+    assert check(Draft(1, "Harbour City Gulls"), alone, question) == (Draft(1, "Harbour City Gulls"), None)
+
+
+def test_of_the_passages_holding_the_words_one_that_speaks_of_what_is_asked_is_cited() -> None:
+    question = "Who founded the Harbour Trust?"
+    passages = [_passage(1, "Maria Olsen opened the new pier on Friday.", "Pier"),
+                _passage(2, "Maria Olsen, the founder of the Harbour Trust, thanked the town.", "Trust"),
+                _passage(3, "The Harbour Trust was founded to look after the old docks.", "Trust")]
+    assert check(Draft(3, "Maria Olsen"), passages, question)[0].number == 2
+    both = [replace(passages[2], number=1), _passage(2, "Maria Olsen founded the Harbour Trust in 1990.", "Trust"),
+            replace(passages[1], number=3)]
+    assert check(Draft(1, "Maria Olsen"), both, question)[0].number == 2  # two speak of it: the first
+
+
 def test_a_passage_that_says_nothing_of_what_is_asked_does_not_answer_it() -> None:
     chair = [_passage(1, "Maria Olsen, who chairs the Harbour Trust, opened the new pier on Friday.", "Pier")]
     assert relation_words("Who founded the Harbour Trust this week?") == ["found"]  # names and time words left out
