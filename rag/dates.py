@@ -192,6 +192,13 @@ _RELATIVE = re.compile(
     re.I)
 
 
+# a weekday's own date written beside it ("Thursday, Nov. 12", "jeudi 12 novembre"): the weekday needs no resolving,
+# and resolved against the article's date it would name another day (an article of September on a premiere in
+# November)
+_DATE_AFTER = re.compile(rf",?\s*(?:the\s+)?(?:(?:{_MONTH_RE})\.?\s+\d{{1,2}}(?!\d)|\d{{1,2}}(?:st|nd|rd|th|er)?\s+"
+                         rf"(?:of\s+)?(?:{_MONTH_RE})\b)", re.I)
+
+
 def is_calendar_word(word: str) -> bool:
     """A day or month name in English or French ("Tuesday", "mars"): a date's word, never part of a name beside it.
     (German and Spanish months are left out: "Mayo Clinic", "Julio Iglesias".)"""
@@ -210,13 +217,16 @@ def resolve_relative(text: str, published: Date) -> list[tuple[int, int, str]]:
     """(start, end, resolved) for each relative date in text, against the article's publication date.
 
     "on Tuesday" in an article of Friday 14 June 2024 is the Tuesday before it: "11 June 2024". A
-    weekday is the latest such day on or before publication (news reports the past); "last week" and
-    "earlier this month" resolve to a span, given as the week or the month.
+    weekday is the latest such day on or before publication (news reports the past), unless its own date is
+    written beside it ("Thursday, Nov. 12"); "last week" and "earlier this month" resolve to a span, given as the
+    week or the month.
     """
     found: list[tuple[int, int, str]] = []
     for m in _RELATIVE.finditer(text):
         day: Date | None = None
         label = ""
+        if m.group("weekday") and _DATE_AFTER.match(text, m.end()):
+            continue  # its date is written beside it
         if m.group("weekday") or m.group("zh_weekday"):
             target = (_WEEKDAYS[m.group("weekday").lower()] if m.group("weekday")
                       else _ZH_WEEKDAYS[m.group("zh_weekday")[-1]])
