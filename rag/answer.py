@@ -21,7 +21,7 @@ from typing import Any
 
 from . import crosscheck
 from .cite import cite, question_names
-from .context import Passage
+from .context import Passage, passage_head
 from .dates import (
     Date,
     age_days,
@@ -149,17 +149,18 @@ def evidence_words(passage: Passage, *, headline: bool = True) -> set[str]:
     and its date. (The whole headline counts, though the model sees only its first words: counting only those
     was measured and dropped. On rgb_en, whose "headlines" are snippets' first sentences, it pointed a draft at
     the passage that held its words and turned one refusal right on the dev half, but cost one right answer on
-    the test half; rtqa_dev dev, seed and the sample set were unchanged.) headline=False: the text and date only."""
+    the test half; rtqa_dev dev, seed and the sample set were unchanged.) headline=False: only what the model
+    reads of the headline, its first words (context.passage_head)."""
     day = iso_date(passage.hit.published)
-    title = passage.hit.title if headline else ""
+    title = passage.hit.title if headline else passage_head(passage)
     return set(content_words(f"{title} {passage.shown_text} {format_day(day) if day else ''}"))
 
 
 def holds(passage: Passage, phrase: str, question: str, *, headline: bool = True) -> float:
-    """Share of the phrase's own words (those not in the question) that the passage holds (headline=False: that
-    its shown text or date holds)."""
+    """Share of the phrase's own words (those not in the question) that the passage holds (headline=False: in
+    what the model reads of it: its text, date and the headline's first words)."""
     own = set(content_words(phrase)) - set(content_words(question))
-    title = passage.hit.title if headline else ""
+    title = passage.hit.title if headline else passage_head(passage)
     have = evidence_words(passage, headline=headline) | spelled_out(phrase, f"{title} {passage.shown_text}")
     return sum(w in have for w in own) / len(own) if own else 0.0
 
@@ -167,9 +168,9 @@ def holds(passage: Passage, phrase: str, question: str, *, headline: bool = True
 def locate(draft: Draft, passages: Sequence[Passage], question: str, *, min_share: float = 0.5) -> int | None:
     """The passage that holds the found phrase: the one the model named when its shown text does, else the one
     whose shown text holds most of it (small models name a neighbour's number), else the same by the passages'
-    whole headlines too, else None. A passage that holds the words only in its headline, of which the model
-    reads the first few words, does not keep a draft that another passage states: the second read and the
-    citation then show the sentence that says it."""
+    whole headlines too, else None. A passage that holds the words only in the part of its headline the model
+    does not read (past its first words) does not keep a draft that another passage states: the second read
+    and the citation then show the sentence that says it."""
     by_number = {p.number: p for p in passages}
     for headline in (False, True):
         if draft.number in by_number and holds(by_number[draft.number], draft.phrase, question,

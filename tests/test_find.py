@@ -79,6 +79,10 @@ def test_words_only_a_headline_holds_are_pointed_at_the_sentence_that_states_the
     assert check(Draft(2, "Harbour City Gulls"), passages, question)[0].number == 2
     alone = [passages[0]]  # no sentence states it: the headline still counts
     assert check(Draft(1, "Harbour City Gulls"), alone, question) == (Draft(1, "Harbour City Gulls"), None)
+    # words the model did read, in the headline's first words, keep the passage it named
+    seen = [_passage(1, "Fans celebrated in the streets all night.", "Harbour City Gulls win cup final"),
+            _passage(2, "Harbour City hosted the cup final, which was won on penalties.", "Final")]
+    assert check(Draft(1, "Harbour City Gulls"), seen, question) == (Draft(1, "Harbour City Gulls"), None)
 
 
 def test_of_the_passages_holding_the_words_one_that_speaks_of_what_is_asked_is_cited() -> None:
