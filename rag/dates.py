@@ -192,9 +192,8 @@ _RELATIVE = re.compile(
     re.I)
 
 
-# a weekday's own date written beside it ("Thursday, Nov. 12", "jeudi 12 novembre"): the weekday needs no resolving,
-# and resolved against the article's date it would name another day (an article of September on a premiere in
-# November)
+# a weekday's own date written beside it ("Tuesday, March 4", "mardi 4 mars"): the weekday needs no resolving,
+# and resolved against the article's date it would name another day (an article of January on an opening in March)
 _DATE_AFTER = re.compile(rf",?\s*(?:the\s+)?(?:(?:{_MONTH_RE})\.?\s+\d{{1,2}}(?!\d)|\d{{1,2}}(?:st|nd|rd|th|er)?\s+"
                          rf"(?:of\s+)?(?:{_MONTH_RE})\b)", re.I)
 
@@ -218,7 +217,7 @@ def resolve_relative(text: str, published: Date) -> list[tuple[int, int, str]]:
 
     "on Tuesday" in an article of Friday 14 June 2024 is the Tuesday before it: "11 June 2024". A
     weekday is the latest such day on or before publication (news reports the past), unless its own date is
-    written beside it ("Thursday, Nov. 12"); "last week" and "earlier this month" resolve to a span, given as the
+    written beside it ("Tuesday, March 4"); "last week" and "earlier this month" resolve to a span, given as the
     week or the month.
     """
     found: list[tuple[int, int, str]] = []
