@@ -185,17 +185,42 @@ _WEEKDAYS = {name: i for i, name in enumerate("monday tuesday wednesday thursday
 _WEEKDAYS.update({name: i for i, name in enumerate("lundi mardi mercredi jeudi vendredi samedi dimanche".split())})
 _WEEKDAY_RE = "|".join(_WEEKDAYS)
 _RELATIVE = re.compile(
-    rf"\b(?P<on>(?:on|last|this|ce|le|dernier)\s+)?(?P<weekday>{_WEEKDAY_RE})(?P<after>\s+(?:dernier|soir|matin))?\b"
+    rf"\b(?P<on>(?:on|last|this|ce|le|dernier)\s+)?(?P<weekday>{_WEEKDAY_RE})"
+    r"(?P<after>\s+(?:dernier|soir|matin|morning|afternoon|evening|night))?\b"
     r"|\b(?P<yesterday>yesterday|hier)\b|\b(?P<today>today|aujourd'hui)\b"
     r"|\b(?P<lastweek>last week|la semaine dernière)\b|\b(?P<earlier>earlier this month|plus tôt ce mois-ci)\b"
     r"|(?P<zh_yesterday>昨天|昨日)|(?P<zh_today>今天|今日)|(?P<zh_weekday>(?:周|星期)[一二三四五六日天])",
     re.I)
 
 
-# a weekday's own date written beside it ("Tuesday, March 4", "mardi 4 mars"): the weekday needs no resolving,
-# and resolved against the article's date it would name another day (an article of January on an opening in March)
-_DATE_AFTER = re.compile(rf",?\s*(?:the\s+)?(?:(?:{_MONTH_RE})\.?\s+\d{{1,2}}(?!\d)|\d{{1,2}}(?:st|nd|rd|th|er)?\s+"
-                         rf"(?:of\s+)?(?:{_MONTH_RE})\b)", re.I)
+# a weekday's own date written beside it ("Tuesday, March 4", "Thursday evening, Nov.12", "mardi 4 mars",
+# "jeudi 12 nov."): resolved against the article's date the weekday alone would name another day (an article of
+# January on an opening in March), so the written date is given its year instead. A number followed by a unit
+# is a distance or an amount, not a day ("on Sunday, March 3 km of road").
+_FR_SHORT_MONTHS = {"janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12}
+_DAY_MONTH_RE = "|".join(sorted({**_ALL_MONTHS, **_FR_SHORT_MONTHS}, key=len, reverse=True))
+_UNIT_AFTER = (r"(?!\s*(?:%|km|kilomet|kilomèt|miles?\b|mi\b|m\b|metres?|meters?|mètres?|kg|tons?|tonnes?"
+               r"|per\s?cent|pour\s?cent))")
+_DATE_AFTER = re.compile(rf",?\s*(?:the\s+)?(?:(?P<m1>{_DAY_MONTH_RE})\.?\s*(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\w)"
+                         rf"{_UNIT_AFTER}|(?P<d2>\d{{1,2}})(?:st|nd|rd|th|er)?\s+(?:of\s+)?(?P<m2>{_DAY_MONTH_RE})\b\.?)"
+                         r"(?P<year>,?\s*(?:19|20)\d\d(?!\d))?", re.I)
+
+
+def _written_day(match: re.Match[str], weekday: int, published: Date) -> Date | None:
+    """The day a weekday's written date names: of the years around the article's date, the nearest one in which
+    that date falls on that weekday (a date that falls on it in none of them is left alone rather than guessed)."""
+    name = (match.group("m1") or match.group("m2")).lower()
+    month = {**_ALL_MONTHS, **_FR_SHORT_MONTHS}[name]
+    day_of_month = int(match.group("d1") or match.group("d2"))
+    candidates = []
+    for year in (published.year - 1, published.year, published.year + 1):
+        try:
+            day = dt.date(year, month, day_of_month)
+        except ValueError:
+            continue
+        if day.weekday() == weekday:
+            candidates.append(day)
+    return min(candidates, key=lambda day: abs((day - published).days), default=None)
 
 
 def is_calendar_word(word: str) -> bool:
@@ -217,15 +242,21 @@ def resolve_relative(text: str, published: Date) -> list[tuple[int, int, str]]:
 
     "on Tuesday" in an article of Friday 14 June 2024 is the Tuesday before it: "11 June 2024". A
     weekday is the latest such day on or before publication (news reports the past), unless its own date is
-    written beside it ("Tuesday, March 4"); "last week" and "earlier this month" resolve to a span, given as the
-    week or the month.
+    written beside it ("Tuesday, March 4"): then that date gets the year nearest the article's date in which it
+    falls on that weekday ("4 March 2025"), and is left alone if there is none. "last week" and "earlier this
+    month" resolve to a span, given as the week or the month.
     """
     found: list[tuple[int, int, str]] = []
     for m in _RELATIVE.finditer(text):
         day: Date | None = None
         label = ""
-        if m.group("weekday") and _DATE_AFTER.match(text, m.end()):
-            continue  # its date is written beside it
+        written = _DATE_AFTER.match(text, m.end()) if m.group("weekday") else None
+        if written:  # its date is written beside it: give that date its year (unless it has one), after the date
+            day = None if written.group("year") else _written_day(written, _WEEKDAYS[m.group("weekday").lower()],
+                                                                  published)
+            if day is not None:
+                found.append((m.start(), written.end(), format_day(day)))
+            continue
         if m.group("weekday") or m.group("zh_weekday"):
             target = (_WEEKDAYS[m.group("weekday").lower()] if m.group("weekday")
                       else _ZH_WEEKDAYS[m.group("zh_weekday")[-1]])

@@ -84,11 +84,23 @@ def test_relative_dates_resolve_against_the_article_date_english() -> None:
     # a weekday named on its own publication day is that day
     assert resolve_relative("It landed on Thursday.", thursday)[0][2] == "24 August 2023"
     assert annotate_relative(text, None) == text
-    # a weekday with its own date beside it is left as it is: resolved, it would be another day
+    # a weekday with its own date beside it is not resolved against the article's date (that would be another
+    # day): the written date gets the year that puts it nearest the article, when it falls on that weekday
     january = D(2025, 1, 14)  # a Tuesday
     dated = "The festival opens on Tuesday, March 4 at 7 p.m., and the last concert is Friday May 9."
-    assert annotate_relative(dated, january) == dated
-    assert resolve_relative("It opens on Tuesday the 4th of March.", january) == []
+    assert annotate_relative(dated, january) == ("The festival opens on Tuesday, March 4 (4 March 2025) at 7 p.m., "
+                                                 "and the last concert is Friday May 9 (9 May 2025).")
+    assert resolve_relative("It opens on Tuesday the 4th of March.", january)[0][2] == "4 March 2025"
+    assert resolve_relative("Tickets went on sale Tuesday, Jan.7.", january)[0][2] == "7 January 2025"
+    assert annotate_relative("It ends on Friday May 9th.", january) == "It ends on Friday May 9th (9 May 2025)."
+    assert resolve_relative("It ended on Friday, May 10, 2024, at noon.", january) == []  # its year is written
+    assert resolve_relative("The gala is on Tuesday evening, Nov. 11, in the old hall.", january)[0][2] == (
+        "11 November 2025")  # 11 November 2024, nearer, was a Monday
+    assert resolve_relative("Vente le mardi 7 janv. à midi.", january)[0][2] == "7 January 2025"
+    # a written date that is not that weekday in any year near the article is left alone, not guessed
+    assert resolve_relative("It opens on Thursday, March 4.", january) == []
+    # a number with a unit after a month-like word is no date: the weekday is resolved as usual
+    assert resolve_relative("On Sunday, march 3 km to the harbour.", january)[0][2] == "12 January 2025"
     assert resolve_relative("On Tuesday, 1,200 fans queued.", january)[0][2] == "14 January 2025"
 
 
@@ -96,7 +108,7 @@ def test_relative_dates_resolve_against_the_article_date_french_and_chinese() ->
     sunday = D(2024, 12, 8)
     fr = "La cathédrale a rouvert samedi soir ; hier, les fidèles étaient nombreux."
     assert [label for _, _, label in resolve_relative(fr, sunday)] == ["7 December 2024", "7 December 2024"]
-    assert resolve_relative("Le festival ouvre mardi 4 mars.", sunday) == []
+    assert resolve_relative("Le festival ouvre mardi 4 mars.", sunday)[0][2] == "4 March 2025"
     zh = "探测器昨天返回地球。"
     assert resolve_relative(zh, D(2024, 6, 26))[0][2] == "25 June 2024"
 
