@@ -70,8 +70,9 @@ _MONTHS.update({"sept": 9})
 _ALL_MONTHS = {**_MONTHS, **{m: i + 1 for i, m in enumerate(_FR_MONTHS)}}
 _MONTH_RE = "|".join(sorted(_ALL_MONTHS, key=len, reverse=True))
 # months of the languages the answers are checked across (crosscheck.numbers); dates are parsed in English and French
+_FR_SHORT_MONTHS = {"janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12}
 _WORLD_MONTHS = {**_ALL_MONTHS, **{m: i + 1 for months in (_DE_MONTHS, _ES_MONTHS) for i, m in enumerate(months)},
-                 "janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12, "okt": 10, "dez": 12, "ene": 1, "dic": 12}
+                 **_FR_SHORT_MONTHS, "okt": 10, "dez": 12, "ene": 1, "dic": 12}
 WORLD_MONTH_RE = "|".join(sorted(_WORLD_MONTHS, key=len, reverse=True))
 _DATE_PATTERNS = (
     (re.compile(r"\b((?:19|20)\d\d)-(\d{1,2})-(\d{1,2})"), ("y", "m", "d")),
@@ -193,11 +194,10 @@ _RELATIVE = re.compile(
     re.I)
 
 
-# a weekday's own date written beside it ("Tuesday, March 4", "Thursday evening, Nov.12", "mardi 4 mars",
-# "jeudi 12 nov."): resolved against the article's date the weekday alone would name another day (an article of
-# January on an opening in March), so the written date is given its year instead. A number followed by a unit
+# a weekday's own date written beside it ("Tuesday, March 4", "Saturday evening, Oct.3", "mardi 4 mars",
+# "samedi 3 oct."): resolved against the article's date the weekday alone would name another day (an article of
+# winter on an opening in spring), so the written date is given its year instead. A number followed by a unit
 # is a distance or an amount, not a day ("on Sunday, March 3 km of road").
-_FR_SHORT_MONTHS = {"janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12}
 _DAY_MONTH_RE = "|".join(sorted({**_ALL_MONTHS, **_FR_SHORT_MONTHS}, key=len, reverse=True))
 _UNIT_AFTER = (r"(?!\s*(?:%|km|kilomet|kilomèt|miles?\b|mi\b|m\b|metres?|meters?|mètres?|kg|tons?|tonnes?"
                r"|per\s?cent|pour\s?cent))")
@@ -209,8 +209,8 @@ _DATE_AFTER = re.compile(rf",?\s*(?:the\s+)?(?:(?P<m1>{_DAY_MONTH_RE})\.?\s*(?P<
 def _written_day(match: re.Match[str], weekday: int, published: Date) -> Date | None:
     """The day a weekday's written date names: of the years around the article's date, the nearest one in which
     that date falls on that weekday (a date that falls on it in none of them is left alone rather than guessed)."""
-    name = (match.group("m1") or match.group("m2")).lower()
-    month = {**_ALL_MONTHS, **_FR_SHORT_MONTHS}[name]
+    month = month_number(match.group("m1") or match.group("m2"))
+    assert month is not None  # _DAY_MONTH_RE holds only names month_number knows
     day_of_month = int(match.group("d1") or match.group("d2"))
     candidates = []
     for year in (published.year - 1, published.year, published.year + 1):
