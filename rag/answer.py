@@ -30,6 +30,7 @@ from .dates import (
     is_calendar_word,
     iso_date,
     wants_recent,
+    whole_date,
     without_present_words,
 )
 from .embed import Embedder
@@ -203,17 +204,20 @@ def _joins_name(word: str) -> bool:
 def widen(phrase: str, text: str) -> str:
     """The found words widened to the whole name or amount they end in the passage's text: "Gulls" in "…the
     Harbour City Gulls won…" → "Harbour City Gulls"; "4.2 million" in "…raised $4.2 million…" → "$4.2 million";
-    "7.5" in "…7.5 percent…" → "7.5 percent". Small models copy the shortest words, and a name cut short is a
-    weaker answer: the reader may know the club as the Harbour City Gulls. Only whole words before the found
-    ones are added (and an amount's unit after them), so the answer keeps every word it had; a name is not run
-    on to the right, where the next capitalised words are often another name ("Harbour City Mayor Ana Ruiz").
-    The found words must stand in the text as they are (case aside), not inside a longer word or number, else
-    they come back unchanged."""
+    "7.5" in "…7.5 percent…" → "7.5 percent"; "2019" in "…in June 2019…" → "June 2019" (dates.whole_date).
+    Small models copy the shortest words, and a name cut short is a weaker answer: the reader may know the club
+    as the Harbour City Gulls. Only whole words before the found ones are added (and an amount's unit, or a
+    date's year, after them), so the answer keeps every word it had; a name is not run on to the right, where
+    the next capitalised words are often another name ("Harbour City Mayor Ana Ruiz"). The found words must
+    stand in the text as they are (case aside), not inside a longer word or number, else they come back
+    unchanged."""
     phrase = phrase.strip()
     match = re.search(rf"(?<![\w])(?<!\d[.,]){re.escape(phrase)}(?![\w])(?![.,]\d)", text, re.I) if phrase else None
     if not match:
         return phrase
     left, right = text[:match.start()], text[match.end():]
+    if (dated := whole_date(text[match.start():match.end()], left, right)) != text[match.start():match.end()]:
+        return dated  # (as the passage writes it: "May" is a month there, "may" a verb)
     before: list[str] = []
     if phrase[0].isupper() and left[-1:].isspace():
         words = left.split()
@@ -429,8 +433,8 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                  no_answer: str, max_tokens: int, min_support: float, tries: int = 2,
                  embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None,
                  agree: bool = False, as_of: Date | None = None, window_days: float = 21.0,
-                 rescue_reads: int = 0, reask: Callable[[Sequence[Passage]], Messages] | None = None
-                 ) -> Generator[str, None, Outcome]:
+                 rescue_reads: int = 0, reask: Callable[[Sequence[Passage]], Messages] | None = None,
+                 top_read: str = "off") -> Generator[str, None, Outcome]:
     """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
     again once: with reask (the messages of the same question over other passages), a draft rejected for its
     passage (PASSAGE_REASONS) is asked afresh without that passage, and the draft that comes back must then name
@@ -473,6 +477,13 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                 reason = "unsupported"
             elif (second_read is None or draft.number is None
                   or _confirmed(generator, second_read, passages, draft, question, agree or afresh)):
+                if (top_read != "off" and second_read is not None and draft.number is not None and not afresh
+                        and not foreign):
+                    other = yield from _top_read(generator, second_read, passages, draft, question,
+                                                 min_support=min_support, embedder=embedder, as_of=as_of,
+                                                 window_days=window_days)
+                    if other is not None:
+                        return Outcome(*other, False, (*rejected, "outread"))
                 return Outcome(text, last, citations, False, tuple(rejected))
             else:
                 reason = "unconfirmed"
@@ -561,6 +572,50 @@ def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages
             yield text
             return text, sentences, citations
     return None
+
+
+def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],
+              draft: Draft, question: str, *, min_support: float, embedder: Embedder | None,
+              as_of: Date | None, window_days: float
+              ) -> Generator[str, None, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]] | None]:
+    """A checked, confirmed draft from another article than the best-ranked one is set against that article's
+    passage that best matches the question, read alone. Its answer replaces the draft (text, sentences,
+    citations) when it names another thing, passes the same checks, and more of the shown articles hold its
+    words than hold the draft's: a small model that picks the right kind of words from a neighbouring story
+    (the lead actress of another film) is outvoted by the articles about the story asked of. None: the draft
+    stays. (Passages in another language than the question are not counted by their words: the caller skips
+    this step for them.)"""
+    mine = next((p for p in passages if p.number == draft.number), None)
+    if mine is None:
+        return None
+    rank: dict[str, int] = {}  # each article's best rank (a lead article's extra chunk ranks below the others)
+    for p in passages:
+        rank[p.hit.chunk.article_id] = min(rank.get(p.hit.chunk.article_id, p.hit.rank), p.hit.rank)
+    best = min(rank, key=lambda article: rank[article])
+    if best == mine.hit.chunk.article_id:
+        return None
+    top = max((p for p in passages if p.hit.chunk.article_id == best), key=lambda p: (p.score, -p.number))
+    reply = _read_alone(generator, second_read(top))
+    if not second_read_finds(reply) or same_answer(draft.phrase, reply, question):
+        return None
+    found, reason = check(Draft(top.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
+                          min_support, as_of=as_of, window_days=window_days)
+    if reason is not None or found.number is None:
+        return None
+    found = _widened(found, passages)  # counted as the draft is: widened
+
+    def articles_holding(words: str) -> int:
+        return len({p.hit.chunk.article_id for p in passages if holds(p, words, question, headline=False) >= 0.5})
+
+    if articles_holding(found.phrase) <= articles_holding(draft.phrase):
+        return None
+    text, sentences, citations, refused = cite(found.text, passages, min_support=min_support, question=question,
+                                               embedder=embedder, found=True)
+    if refused:
+        return None
+    yield REDRAFT
+    yield text
+    return text, sentences, citations
 
 
 def _confirmed(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],

@@ -283,7 +283,7 @@ class Pipeline:
                                  embedder=self.embedder,
                                  second_read=self._second_read(standalone) if s.second_read != "off" else None,
                                  agree=s.second_read == "agree", as_of=as_of, window_days=s.recent_window_days,
-                                 rescue_reads=s.rescue_reads,
+                                 rescue_reads=s.rescue_reads, top_read=s.top_read,
                                  reask=lambda shown: self._answer_messages(shown, standalone, as_of, language))
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,

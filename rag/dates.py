@@ -223,6 +223,45 @@ def _written_day(match: re.Match[str], weekday: int, published: Date) -> Date | 
     return min(candidates, key=lambda day: abs((day - published).days), default=None)
 
 
+# A year or a day found alone, made the whole date the text writes around it: "2019" in "…opened in June 2019" is
+# "June 2019", "March 4" in "…on March 4, 2021" is "March 4, 2021". A short model copies the fewest words, and a
+# bare year answers "when?" less well than the date the article gives.
+_MONTH_WORD_RE = rf"(?:{_DAY_MONTH_RE})\.?"
+_ORDINAL = r"(?:st|nd|rd|th|er)?"
+_BEFORE_YEAR = re.compile(rf"(?:(?<![\w.,])\d{{1,2}}{_ORDINAL}\s+(?:of\s+)?)?(?<!\w){_MONTH_WORD_RE}"
+                          rf"(?:\s+\d{{1,2}}{_ORDINAL},?)?\s+$", re.I)
+_DAY_OR_MONTH = re.compile(rf"{_MONTH_WORD_RE}(?:\s+\d{{1,2}}{_ORDINAL})?|\d{{1,2}}{_ORDINAL}\s+(?:of\s+)?"
+                           rf"{_MONTH_WORD_RE}", re.I)
+_YEAR_NEXT = re.compile(r",?[ \t]+(?:19|20)\d\d(?![\w.,]?\d)(?!\s?[-–/]\s?\d)")  # not a season ("2019-20")
+
+
+def whole_date(phrase: str, before: str, after: str) -> str:
+    """The phrase widened to the whole date around it in the text (before and after: the text each side of it),
+    or the phrase unchanged: a bare year gets the month and day written before it ("June 2019", "May 4, 2019",
+    "4 mai 2019"), a date of a day and a month, or a month alone, the year written after it on the same line.
+    Not across a sentence's end ("…in March. 2019 saw…"), not a season ("2019-20"), not a name that ends in
+    a month's name ("Brian May"), and only a day of 1 to 31."""
+    if (re.fullmatch(r"(?:19|20)\d\d", phrase) and not re.match(r"\s?[-–/]\s?\d", after)
+            and (match := _BEFORE_YEAR.search(before)) and _a_date(match.group(0))):
+        return f"{' '.join(match.group(0).split())} {phrase}"
+    if _DAY_OR_MONTH.fullmatch(phrase) and _a_date(phrase) and (year := _YEAR_NEXT.match(after)):
+        return phrase + re.sub(r"\s+", " ", year.group(0))
+    return phrase
+
+
+def _a_date(date: str) -> bool:
+    """Is this a date as its language writes it: an English month capitalised ("may" is a verb, "May" a month),
+    a French one in lower case ("Mars" is the planet), a full month name with no full stop after it (one ends
+    the sentence), and days of 1 to 31?"""
+    word = next(w.rstrip(",") for w in date.split() if w[0].isalpha() and w.lower() != "of")
+    if word.endswith(".") and word[:-1].lower() in _EN_MONTHS + _FR_MONTHS:  # "March." ends a sentence; "Sept." not
+        return False
+    english = len(word.rstrip(".")) >= 3 and any(m.startswith(word.rstrip(".").lower()) for m in _EN_MONTHS)
+    if not (word[0].isupper() if english else word[0].islower()):
+        return False
+    return all(1 <= int(day) <= 31 for day in re.findall(r"\d+", date))
+
+
 def is_calendar_word(word: str) -> bool:
     """A day or month name in English or French ("Tuesday", "mars"): a date's word, never part of a name beside it.
     (German and Spanish months are left out: "Mayo Clinic", "Julio Iglesias".)"""

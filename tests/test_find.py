@@ -11,6 +11,7 @@ import pytest
 
 from rag import NO_ANSWER, Answer, Pipeline, Settings
 from rag.answer import (
+    REDRAFT,
     SECOND_READ_GRAMMAR,
     SECOND_READ_PREFIX,
     SECOND_READ_WORDS,
@@ -235,6 +236,26 @@ def test_found_words_are_widened_to_the_whole_name_or_amount() -> None:
     assert widen("Gull", text) == "Gull" and widen("the crowd", text) == "the crowd"
 
 
+def test_a_year_or_a_day_found_alone_is_widened_to_the_whole_date_written_around_it() -> None:
+    text = ("The bridge opened in June 2019, two years late. The ferry restarted on May 4, 2021 and the tram on "
+            "12 March 2022. Elle a rouvert le 4 mai 2023. Fares may 2024 rise, they may.")
+    assert widen("2019", text) == "June 2019" and widen("2021", text) == "May 4, 2021"
+    assert widen("2022", text) == "12 March 2022" and widen("2023", text) == "4 mai 2023"
+    assert widen("May 4", text) == "May 4, 2021" and widen("12 March", text) == "12 March 2022"
+    assert widen("June", text) == "June 2019"
+    # "may" is a verb when it is not capitalised; a year with no month before it stays as it is
+    assert widen("2024", text) == "2024" and widen("2025", "Work ends in 2025.") == "2025"
+    assert widen("Mars", "The probe reached Mars, 2021 was its year.") == "Mars"  # the planet, not "mars"
+    assert widen("May", "Fares may 2024 rise.") == "May"  # a month as the passage writes it, not as the model did
+    # not across a sentence's end, not a season, not a name ending in a month's name, not day 45
+    assert widen("2019", "It shut in March. 2019 was quiet.") == "2019"
+    assert widen("March", "It opened in March 2019-20 season.") == "March"
+    assert widen("Ana May", "The singer Ana May, 2016 winner, sang.") == "Ana May"
+    assert widen("March 45", "It was March 45, 2019 in the game.") == "March 45"
+    assert widen("2019", "It opened on Sept. 4, 2019.") == "Sept. 4, 2019"
+    assert widen("March 4", "It opened on March 4, 20215 times") == "March 4"  # no year, but a longer number
+
+
 def test_the_answer_names_the_whole_name_the_passage_gives(indexed: Settings) -> None:
     pipeline, _ = scripted_pipeline(indexed.replace(min_dense_score=0.0, second_read="off"),
                                     "Source: [1]\nAnswer: Nepomniachtchi")
@@ -457,3 +478,74 @@ def test_a_price_question_wants_an_amount_of_money_not_another_number() -> None:
     outcome = _outcome(answer_steps(gen, _shown(FERRY), FERRY, question, no_answer=NO_ANSWER, max_tokens=40,
                                     min_support=0.5))
     assert not outcome.refused and outcome.text.startswith("3.40 euros [2]")
+
+
+FILMS = [_passage(1, "Mara Quill played the lead role in the film Harbour Nights, which opened in May.", "Film news"),
+         _passage(2, "Harbour Nights star Mara Quill thanked the crew at the premiere of the film.", "Film news"),
+         _passage(3, "Ivo Penn played the lead role in the film Dock Lights, a thriller.", "Film news")]
+FILM_QUESTION = "Who played the lead role in the film Harbour Nights?"
+
+
+def _film_steps(gen: ScriptedGenerator, top_read: str = "held"):  # type: ignore[no-untyped-def]
+    return answer_steps(gen, _shown(FILMS), FILMS, FILM_QUESTION, no_answer=NO_ANSWER, max_tokens=40,
+                        min_support=0.5, second_read=lambda p: _shown([p]), top_read=top_read)
+
+
+def test_an_answer_from_a_lower_ranked_article_is_checked_against_the_best_ranked_one_read_alone() -> None:
+    # the model picks the right words of the wrong film; its own passage, read alone, confirms them
+    replies = ["Source: [3]\nAnswer: Ivo Penn", "Answer: Ivo Penn", "Answer: Mara Quill"]
+    gen = ScriptedGenerator(replies)
+    pieces = list(_film_steps(gen))
+    outcome = _outcome(_film_steps(ScriptedGenerator(replies)))
+    assert outcome.text.startswith("Mara Quill [1]") and not outcome.refused
+    assert outcome.citations[0].quote.startswith("Mara Quill played") and outcome.rejected == ("outread",)
+    assert gen.calls[2] == _shown([FILMS[0]])  # the best-ranked article's passage, read alone
+    assert REDRAFT in pieces and "".join(pieces).endswith("Mara Quill [1].")  # the reader sees it replaced
+
+
+@pytest.mark.parametrize("top", ["Answer: none", "Answer: Ivo Penn"])
+def test_the_answer_stays_when_the_best_ranked_article_finds_nothing_else(top: str) -> None:
+    gen = ScriptedGenerator(["Source: [3]\nAnswer: Ivo Penn", "Answer: Ivo Penn", top])
+    outcome = _outcome(_film_steps(gen))
+    assert outcome.text.startswith("Ivo Penn [3]") and outcome.rejected == () and len(gen.calls) == 3
+    # off: no third read
+    gen = ScriptedGenerator(["Source: [3]\nAnswer: Ivo Penn", "Answer: Ivo Penn"])
+    assert _outcome(_film_steps(gen, "off")).text.startswith("Ivo Penn [3]") and len(gen.calls) == 2
+
+
+def test_an_answer_from_the_best_ranked_article_is_not_read_again() -> None:
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Mara Quill", "Answer: Mara Quill"])
+    outcome = _outcome(_film_steps(gen))
+    assert outcome.text.startswith("Mara Quill [1]") and len(gen.calls) == 2
+
+
+def test_an_answer_from_the_best_ranked_articles_lower_ranked_chunk_is_not_read_again() -> None:
+    # the lead article's extra chunk ranks below the other articles, but it is the best-ranked article's own
+    extra = replace(FILMS[2], hit=replace(FILMS[2].hit, chunk=replace(FILMS[2].hit.chunk, article_id="a1"),
+                                          rank=6))
+    passages = [FILMS[0], FILMS[1], extra]
+    gen = ScriptedGenerator(["Source: [3]\nAnswer: Ivo Penn", "Answer: Ivo Penn"])
+    outcome = _outcome(answer_steps(gen, _shown(passages), passages, FILM_QUESTION, no_answer=NO_ANSWER,
+                                    max_tokens=40, min_support=0.5, second_read=lambda p: _shown([p]),
+                                    top_read="held"))
+    assert outcome.text.startswith("Ivo Penn [3]") and len(gen.calls) == 2
+
+
+def test_a_reply_not_in_the_two_line_form_gets_no_top_read() -> None:
+    gen = ScriptedGenerator(["Ivo Penn played the lead role in the film Dock Lights [3]."])
+    outcome = _outcome(_film_steps(gen))
+    assert len(gen.calls) == 1 and outcome.text.startswith("Ivo Penn played")
+
+
+def test_the_best_ranked_articles_answer_must_be_held_by_more_articles_than_the_drafts() -> None:
+    two = [FILMS[0], replace(FILMS[2], number=2)]  # one article for each answer: no more support for either
+    gen = ScriptedGenerator(["Source: [2]\nAnswer: Ivo Penn", "Answer: Ivo Penn", "Answer: Mara Quill"])
+    outcome = _outcome(answer_steps(gen, _shown(two), two, FILM_QUESTION, no_answer=NO_ANSWER, max_tokens=40,
+                                    min_support=0.5, second_read=lambda p: _shown([p]), top_read="held"))
+    assert outcome.text.startswith("Ivo Penn [2]") and len(gen.calls) == 3
+
+
+def test_the_top_read_setting_is_checked() -> None:
+    assert Settings().top_read == "held" and Settings.from_env({"RAG_TOP_READ": "off"}).top_read == "off"
+    with pytest.raises(ConfigError, match="top_read"):
+        Settings(top_read="vote")
