@@ -216,7 +216,7 @@ def widen(phrase: str, text: str) -> str:
     if not match:
         return phrase
     left, right = text[:match.start()], text[match.end():]
-    if (dated := whole_date(text[match.start():match.end()], left, right)) != text[match.start():match.end()]:
+    if (dated := whole_date(match.group(0), left, right)) != match.group(0):
         return dated  # (as the passage writes it: "May" is a month there, "may" a verb)
     before: list[str] = []
     if phrase[0].isupper() and left[-1:].isspace():
