@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,7 @@ from rag.answer import (
     same_answer,
     widen,
 )
+from rag.api import build_index
 from rag.cite import cite
 from rag.context import Passage
 from rag.errors import ConfigError
@@ -549,3 +551,95 @@ def test_the_top_read_setting_is_checked() -> None:
     assert Settings().top_read == "held" and Settings.from_env({"RAG_TOP_READ": "off"}).top_read == "off"
     with pytest.raises(ConfigError, match="top_read"):
         Settings(top_read="vote")
+
+
+CAST = [_passage(1, "Dock Lights star Ivo Penn will play the ferry captain in the sequel, Harbour Nights.", "Casting"),
+        _passage(2, "The sequel Harbour Nights starts filming in the spring.", "Casting"),
+        _passage(3, "Ivo Penn said the ferry captain was the part he had waited for.", "Interview")]
+CAST_QUESTION = "Who will play the ferry captain in Harbour Nights?"
+
+
+def _cast_steps(gen: ScriptedGenerator, *, held: bool = True, passages: Sequence[Passage] = CAST
+                ):  # type: ignore[no-untyped-def]
+    return answer_steps(gen, _shown(passages), passages, CAST_QUESTION, no_answer=NO_ANSWER, max_tokens=40,
+                        min_support=0.5, second_read=lambda p: _shown([p]), held=held)
+
+
+def test_with_held_the_second_reads_other_answer_replaces_the_drafts_words_more_articles_hold() -> None:
+    # the model copies the first capitalised words (another film's title); read alone, the passage gives the
+    # actor, whom two articles name where one names the film
+    replies = ["Source: [1]\nAnswer: Dock Lights", "Answer: Ivo Penn"]
+    pieces = list(_cast_steps(ScriptedGenerator(replies)))
+    gen = ScriptedGenerator(replies)
+    outcome = _outcome(_cast_steps(gen))
+    assert outcome.text.startswith("Ivo Penn [1]") and not outcome.refused and outcome.rejected == ("reread",)
+    assert outcome.citations[0].quote.startswith("Dock Lights star Ivo Penn") and len(gen.calls) == 2
+    assert REDRAFT in pieces and "".join(pieces).endswith("Ivo Penn [1].")  # the reader sees it replaced
+    # without held ("found"), a second read that finds some answer keeps the draft's words
+    assert _outcome(_cast_steps(ScriptedGenerator(replies), held=False)).text.startswith("Dock Lights [1]")
+
+
+def test_with_held_the_draft_stays_when_no_more_articles_hold_the_second_reads_words() -> None:
+    # one article each (the read may name the final's loser where the draft named the winner): the draft stays
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Dock Lights", "Answer: Ivo Penn"])
+    outcome = _outcome(_cast_steps(gen, passages=CAST[:2]))
+    assert outcome.text.startswith("Dock Lights [1]") and outcome.rejected == () and len(gen.calls) == 2
+
+
+@pytest.mark.parametrize("again", ["Answer: Tova Lind", "Answer: Harbour Nights", "Answer: Ivo Penn, Dock Lights star"])
+def test_with_held_the_draft_stays_when_the_second_reads_words_fail_the_checks(again: str) -> None:
+    # words no passage holds, words that only repeat the question; and words the draft already names agree
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Dock Lights", again])
+    outcome = _outcome(_cast_steps(gen))
+    assert outcome.text.startswith("Dock Lights [1]") and outcome.rejected == () and len(gen.calls) == 2
+
+
+def test_the_held_setting_is_the_default_and_reaches_the_answer_step(articles_dir: Path, settings: Settings) -> None:
+    (articles_dir / "006_coins.txt").write_text(
+        "Coin collectors mourn the museum hoard\n\nCollectors said the 42 Roman gold coins the thieves took from "
+        "the museum were the pride of the town.", encoding="utf-8")
+    build_index(articles_dir, settings=settings, embedder=HashEmbedder())
+    assert Settings().second_read == "held"
+    for mode, rejected in (("held", ("reread",)), ("found", ())):
+        pipeline, gen = scripted_pipeline(settings.replace(min_dense_score=0.0, second_read=mode),
+                                          "Source: [1]\nAnswer: the regional history museum",
+                                          "Answer: 42 Roman gold coins")
+        answer = pipeline.ask(QUESTION)
+        assert answer.rejected == rejected and not answer.refused
+        assert answer.text.startswith("42 Roman gold coins [" if rejected else "The regional history museum [")
+
+
+CUP = [_passage(1, "Tova Lind won the Harbour Cup in 2023, beating Ivo Penn in the final.", "Harbour Cup 2023"),
+       _passage(2, "Mara Quill won the Harbour Cup on Sunday, her first title.", "Quill takes the Harbour Cup")]
+
+
+def test_a_passage_naming_only_other_years_than_the_one_asked_about_does_not_answer_it() -> None:
+    question = "Who won the Harbour Cup in 2024?"
+    assert check(Draft(1, "Tova Lind"), CUP, question)[1] == "year"  # last year's final
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2023?")[1] is None
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup?")[1] is None  # no year asked
+    assert check(Draft(2, "Mara Quill"), CUP, question)[1] is None  # names no year: it may be this one's
+    # an article published in the year asked about tells of it, whatever years it also names
+    dated = [replace(CUP[0], hit=replace(CUP[0].hit, published="2024-05-02"))]
+    assert check(Draft(1, "Tova Lind"), dated, question)[1] is None
+    # two years asked (a season "2022-23" names both): no rule
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2022 and in 2024?")[1] is None
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the 2022-23 Harbour Cup?")[1] is None
+
+
+def test_years_are_read_as_written_in_figures_in_any_script() -> None:
+    from rag.answer import named_years
+
+    assert named_years("the 2024 final, and 2023年的决赛") == {2024, 2023}
+    assert named_years("Q3 2019 revenue") == {2019}
+    assert named_years("the 2019-20 season, the 1999/2000 one") == {2019, 2020, 1999, 2000}
+    assert named_years("published 2021-05-02") == {2021}
+    assert named_years("1,999 seats, A2021 road, 20245 fans, 12.2019") == set()
+
+
+def test_a_draft_from_another_years_passage_is_asked_afresh_without_it() -> None:
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Tova Lind", "Source: [1]\nAnswer: Mara Quill"])
+    outcome = _outcome(answer_steps(gen, _shown(CUP), CUP, "Who won the Harbour Cup in 2024?", no_answer=NO_ANSWER,
+                                    max_tokens=40, min_support=0.5, reask=_shown))
+    assert outcome.text.startswith("Mara Quill [1]") and outcome.rejected == ("year",)
+    assert "Tova Lind" not in gen.calls[1][-1]["content"]  # the passage of 2023 is gone
