@@ -29,6 +29,7 @@ from .dates import (
     format_day,
     is_calendar_word,
     iso_date,
+    month_number,
     wants_recent,
     whole_date,
     without_present_words,
@@ -283,31 +284,61 @@ def stale(passage: Passage, passages: Sequence[Passage], question: str, as_of: D
                for p in passages if (a := age_days(p.hit.published, as_of)) is not None)
 
 
-_YEAR = re.compile(r"(?<![0-9A-Za-z.,])((?:19|20)\d\d)(?:[-/\u2013]((?:19|20)?\d\d))?(?![0-9A-Za-z])")  # "2021年" too
+_YEAR = re.compile(r"(?<![0-9A-Za-z.,$£€¥])((?:19|20)\d\d)(?:[-/\u2013]((?:19|20)?\d\d)(?![-/.]?\d))?"
+                   r"(?![0-9A-Za-z])")  # "2021年" too; not "$2000", not "2021-05-02"'s month
+# A passage of the year after that says "last year", or of the year before that says "next year", tells of the year
+_LAST_YEAR = re.compile(r"\b(?:last year|l['’]an dernier|l['’]année dernière|el año pasado|letztes Jahr|"
+                        r"vergangenen Jahr|im Vorjahr)\b|去年", re.I)
+_NEXT_YEAR = re.compile(r"\b(?:next year|l['’]an prochain|l['’]année prochaine|el próximo año|el año que viene|"
+                        r"nächstes Jahr|nächsten Jahr)\b|明年", re.I)
 
 
 def named_years(text: str) -> set[int]:
-    """The years a text writes in figures ("in 2021"; both of a season, "2019-20"), not inside a longer number or
-    word."""
+    """The years a text writes in figures ("in 2021"; every year of a span, "2019-20", "2019-2023"), not inside a
+    longer number or word, nor an amount ("$2000")."""
     years: set[int] = set()
     for match in _YEAR.finditer(text):
-        year = int(match.group(1))
-        years.add(year)
-        if (end := match.group(2)) and int(end) % 100 == (year + 1) % 100:  # not "2021-05-02"'s month
-            years.add(year + 1)
+        first = int(match.group(1))
+        years.add(first)
+        if end := match.group(2):
+            last = int(end) if len(end) == 4 else first // 100 * 100 + int(end)
+            if first < last <= first + 30:
+                years.update(range(first + 1, last + 1))
+    return years
+
+
+def asked_years(question: str) -> set[int]:
+    """The years the question asks about, named_years() but those that end a name ("Tokyo 2020", "Euro 2024",
+    "Wonder Woman 1984": a capitalised word before them, not a month), which need not be the year of the
+    events."""
+    years: set[int] = set()
+    for match in _YEAR.finditer(question):
+        before = question[:match.start()].split()
+        word = before[-1].strip("\"'“‘(") if before else ""
+        if word[:1].isupper() and content_words(word) and month_number(word) is None:
+            continue
+        years |= named_years(match.group(0))
     return years
 
 
 def off_year(passage: Passage, question: str) -> bool:
-    """Does the question name one year and the passage's article chunk (and headline) name only other years, its
-    article not published that year either? Then it tells of another year's race, draft or award than the one
-    asked about ("Who won the cup in 2021?" answered with last year's winner)."""
-    asked = named_years(question)
+    """Does the question ask about one year and the passage's article chunk (and headline) name only other years,
+    its article not published that year either (nor the year after, saying "last year", or the year before, saying
+    "next year")? Then it tells of another year's race, draft or award than the one asked about ("Who won the cup
+    in 2021?" answered with last year's winner). The year written as an amount ("2,000 jobs") counts as named."""
+    asked = asked_years(question)
     if len(asked) != 1:
         return False
-    said = named_years(f"{passage.hit.title} {passage.hit.chunk.text}")
+    year = next(iter(asked))
+    text = f"{passage.hit.title} {passage.hit.chunk.text}"
+    said = named_years(text)
+    if not said or year in said or re.search(rf"(?<![\d.,]){year // 1000}[,. ]{year % 1000:03d}(?![\d])", text):
+        return False
     day = iso_date(passage.hit.published)
-    return bool(said) and not asked & said and not (day is not None and day.year in asked)
+    if day is None:
+        return True
+    return not (day.year == year or (day.year == year + 1 and _LAST_YEAR.search(text))
+                or (day.year == year - 1 and _NEXT_YEAR.search(text)))
 
 
 def second_read_finds(reply: str) -> bool:
@@ -399,7 +430,7 @@ RETRY = {
 
 
 def check(draft: Draft, passages: Sequence[Passage], question: str, min_support: float = 0.5, *,
-          foreign: Collection[int] = (), as_of: Date | None = None, window_days: float = 21.0
+          foreign: Collection[int] = (), as_of: Date | None = None, window_days: float = 21.0, years: bool = False
           ) -> tuple[Draft, str | None]:
     """The draft pointed at the passage that holds its words, and the reason to reject it (None: keep it).
     foreign: the numbers of the passages in another language than the question (crosscheck.foreign); as_of and
@@ -433,7 +464,7 @@ def check(draft: Draft, passages: Sequence[Passage], question: str, min_support:
         return draft, "unrelated"
     if stale(passage, passages, question, as_of, window_days):
         return Draft(number, draft.phrase), "stale"
-    if off_year(passage, question):
+    if years and off_year(passage, question):
         return Draft(number, draft.phrase), "year"
     return Draft(number, draft.phrase), None
 
@@ -464,7 +495,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                  no_answer: str, max_tokens: int, min_support: float, tries: int = 2,
                  embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None,
                  agree: bool = False, held: bool = False, as_of: Date | None = None,
-                 window_days: float = 21.0, rescue_reads: int = 0,
+                 window_days: float = 21.0, years: bool = False, rescue_reads: int = 0,
                  reask: Callable[[Sequence[Passage]], Messages] | None = None, top_read: str = "off"
                  ) -> Generator[str, None, Outcome]:
     """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
@@ -499,12 +530,12 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             if rescue_reads and second_read is not None and draft.number is not None:
                 rescued = yield from _rescue(generator, second_read, passages, question, rescue_reads,
                                              min_support=min_support, embedder=embedder, foreign=foreign,
-                                             as_of=as_of, window_days=window_days)
+                                             as_of=as_of, window_days=window_days, years=years)
                 if rescued is not None:
                     return Outcome(*rescued, False, (*rejected, "none"))
             return Outcome(no_answer, last, (), True, tuple(rejected))
         draft, reason = check(draft, passages, question, min_support, foreign=foreign, as_of=as_of,
-                              window_days=window_days)
+                              window_days=window_days, years=years)
         if reason is None:
             draft = _widened(draft, passages)
             text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
@@ -518,17 +549,17 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             elif (agree or afresh) and not same_answer(draft.phrase, again, question):
                 reason = "unconfirmed"
             else:
-                if held and not afresh and not same_answer(draft.phrase, again, question):
+                if held and not afresh and not foreign and not same_answer(draft.phrase, again, question):
                     reread = yield from _reread(again, draft, passages, question, min_support=min_support,
                                                 embedder=embedder, foreign=foreign, as_of=as_of,
-                                                window_days=window_days)
+                                                window_days=window_days, years=years)
                     if reread is not None:
                         draft, (text, last, citations) = reread
                         rejected.append("reread")
                 if top_read != "off" and not afresh and not foreign:
                     other = yield from _top_read(generator, second_read, passages, draft, question,
                                                  min_support=min_support, embedder=embedder, as_of=as_of,
-                                                 window_days=window_days)
+                                                 window_days=window_days, years=years)
                     if other is not None:
                         return Outcome(*other, False, (*rejected, "outread"))
                 return Outcome(text, last, citations, False, tuple(rejected))
@@ -536,7 +567,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         if draft.number is None or attempt + 1 == tries:  # a reply not in the two-line form is not coached
             break
         if reask is not None and reason in PASSAGE_REASONS:
-            passages, foreign = _without(passages, draft.number, reason, foreign, as_of, window_days)
+            passages, foreign = _without(passages, draft.number, reason, foreign, as_of, window_days, question)
             if not passages:
                 break
             messages, afresh = reask(passages), True
@@ -562,10 +593,13 @@ PASSAGE_REASONS = frozenset({"unconfirmed", "stale", "unrelated", "unsupported",
 
 
 def _without(passages: Sequence[Passage], number: int, reason: str, foreign: Collection[int], as_of: Date | None,
-             window_days: float) -> tuple[list[Passage], set[int]]:
+             window_days: float, question: str) -> tuple[list[Passage], set[int]]:
     """The passages left once the rejected one goes (and, for "stale", every one older than window_days on the
-    as-of date), numbered 1..n again, and which of them are in another language than the question."""
+    as-of date; for "year", every one of another year than the question's), numbered 1..n again, and which of
+    them are in another language than the question."""
     def old(p: Passage) -> bool:
+        if reason == "year":
+            return p.number not in foreign and off_year(p, question)
         age = age_days(p.hit.published, as_of) if as_of is not None else None
         return reason == "stale" and age is not None and age > window_days
 
@@ -593,7 +627,7 @@ def _read_alone(generator: Any, messages: Messages) -> str:
 
 def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage], question: str,
             reads: int, *, min_support: float, embedder: Embedder | None, foreign: Collection[int],
-            as_of: Date | None, window_days: float
+            as_of: Date | None, window_days: float, years: bool = False
             ) -> Generator[str, None, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]] | None]:
     """When the model finds no answer among all the passages, the best-ranked ones are read again one at a
     time (a 1.5B model overlooks an answer in a long prompt that it finds in a short one). Words found go
@@ -606,7 +640,8 @@ def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages
         if not second_read_finds(reply):
             continue
         draft, reason = check(Draft(passage.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages,
-                              question, min_support, foreign=foreign, as_of=as_of, window_days=window_days)
+                              question, min_support, foreign=foreign, as_of=as_of, window_days=window_days,
+                              years=years)
         if reason is not None or draft.number is None:
             continue
         redrafted = yield from _redrafted(_widened(draft, passages), passages, question, min_support=min_support,
@@ -631,13 +666,14 @@ def _redrafted(draft: Draft, passages: Sequence[Passage], question: str, *, min_
 
 
 def _reread(reply: str, draft: Draft, passages: Sequence[Passage], question: str, *, min_support: float,
-            embedder: Embedder | None, foreign: Collection[int], as_of: Date | None, window_days: float
+            embedder: Embedder | None, foreign: Collection[int], as_of: Date | None, window_days: float,
+            years: bool = False
             ) -> Generator[str, None, tuple[Draft, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]]] | None]:
     """The second read's words in place of the draft's, when they pass the same checks as a draft and more of the
     shown articles hold them than hold the draft's (the new draft and its cited answer: text, sentences,
     citations). None: the draft stays."""
     found, reason = check(Draft(draft.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
-                          min_support, foreign=foreign, as_of=as_of, window_days=window_days)
+                          min_support, foreign=foreign, as_of=as_of, window_days=window_days, years=years)
     if reason is not None or found.number is None:
         return None
     found = _widened(found, passages)
@@ -649,7 +685,7 @@ def _reread(reply: str, draft: Draft, passages: Sequence[Passage], question: str
 
 def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],
               draft: Draft, question: str, *, min_support: float, embedder: Embedder | None,
-              as_of: Date | None, window_days: float
+              as_of: Date | None, window_days: float, years: bool = False
               ) -> Generator[str, None, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]] | None]:
     """A checked, confirmed draft from another article than the best-ranked one is set against that article's
     passage that best matches the question, read alone. Its answer replaces the draft (text, sentences,
@@ -672,7 +708,7 @@ def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passag
     if not second_read_finds(reply) or same_answer(draft.phrase, reply, question):
         return None
     found, reason = check(Draft(top.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
-                          min_support, as_of=as_of, window_days=window_days)
+                          min_support, as_of=as_of, window_days=window_days, years=years)
     if reason is not None or found.number is None:
         return None
     found = _widened(found, passages)  # counted as the draft is: widened

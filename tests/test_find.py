@@ -615,31 +615,67 @@ CUP = [_passage(1, "Tova Lind won the Harbour Cup in 2023, beating Ivo Penn in t
 
 def test_a_passage_naming_only_other_years_than_the_one_asked_about_does_not_answer_it() -> None:
     question = "Who won the Harbour Cup in 2024?"
-    assert check(Draft(1, "Tova Lind"), CUP, question)[1] == "year"  # last year's final
-    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2023?")[1] is None
-    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup?")[1] is None  # no year asked
-    assert check(Draft(2, "Mara Quill"), CUP, question)[1] is None  # names no year: it may be this one's
+    assert check(Draft(1, "Tova Lind"), CUP, question, years=True)[1] == "year"  # last year's final
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2023?", years=True)[1] is None
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup?", years=True)[1] is None  # no year asked
+    assert check(Draft(2, "Mara Quill"), CUP, question, years=True)[1] is None  # names no year: it may be this one's
     # an article published in the year asked about tells of it, whatever years it also names
     dated = [replace(CUP[0], hit=replace(CUP[0].hit, published="2024-05-02"))]
-    assert check(Draft(1, "Tova Lind"), dated, question)[1] is None
+    assert check(Draft(1, "Tova Lind"), dated, question, years=True)[1] is None
     # two years asked (a season "2022-23" names both): no rule
-    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2022 and in 2024?")[1] is None
-    assert check(Draft(1, "Tova Lind"), CUP, "Who won the 2022-23 Harbour Cup?")[1] is None
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2022 and in 2024?", years=True)[1] is None
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the 2022-23 Harbour Cup?", years=True)[1] is None
 
 
 def test_years_are_read_as_written_in_figures_in_any_script() -> None:
-    from rag.answer import named_years
+    from rag.answer import asked_years, named_years
 
     assert named_years("the 2024 final, and 2023年的决赛") == {2024, 2023}
     assert named_years("Q3 2019 revenue") == {2019}
     assert named_years("the 2019-20 season, the 1999/2000 one") == {2019, 2020, 1999, 2000}
-    assert named_years("published 2021-05-02") == {2021}
-    assert named_years("1,999 seats, A2021 road, 20245 fans, 12.2019") == set()
+    assert named_years("every year from 2019-2022") == {2019, 2020, 2021, 2022}
+    assert named_years("published 2021-05-02, or 2010-11-05") == {2021, 2010}
+    assert named_years("1,999 seats, A2021 road, 20245 fans, 12.2019, $2000") == set()
+    # a year that ends a name is no time asked about: the Harbour Games 2020 may be held in 2021
+    assert asked_years("How many medals did the hosts win at the Harbour Games 2020?") == set()
+    assert asked_years("Who won the Harbour Cup in September 2024?") == {2024}
+    assert asked_years("In 2023, who won the 2023 Harbour Cup?") == {2023}
+
+
+def test_a_passage_of_another_year_still_answers_when_it_tells_of_the_year_asked() -> None:
+    question = "Who won the Harbour Cup in 2023?"
+    def dated(text: str, published: str) -> list[Passage]:
+        passage = _passage(1, text, "Harbour Cup")
+        return [replace(passage, hit=replace(passage.hit, published=published))]
+
+    assert check(Draft(1, "Tova Lind"), dated("Tova Lind won every Harbour Cup from 2019-2024.", "2025-01-02"),
+                 question, years=True)[1] is None  # a span names every year in it
+    last = "Tova Lind, who won the Harbour Cup last year, opened the 2024 season."
+    assert check(Draft(1, "Tova Lind"), dated(last, "2024-03-01"), question, years=True)[1] is None
+    assert check(Draft(1, "Tova Lind"), dated(last, "2025-03-01"), question, years=True)[1] == "year"  # 2024
+    ahead = "Tova Lind, who won the Harbour Cup trials, will race next year, the club said in its 2022 report."
+    assert check(Draft(1, "Tova Lind"), dated(ahead, "2022-11-30"), question, years=True)[1] is None
+    cut = [_passage(1, "Harbour Steel cut 2,000 jobs in 2023, the union said.", "Jobs")]
+    assert check(Draft(1, "Harbour Steel"), cut, "Which company cut 2000 jobs?", years=True)[1] is None
+    assert check(Draft(1, "Harbour Steel"), cut, "Which company cut 500 jobs in 2021?", years=True)[1] == "year"
 
 
 def test_a_draft_from_another_years_passage_is_asked_afresh_without_it() -> None:
     gen = ScriptedGenerator(["Source: [1]\nAnswer: Tova Lind", "Source: [1]\nAnswer: Mara Quill"])
     outcome = _outcome(answer_steps(gen, _shown(CUP), CUP, "Who won the Harbour Cup in 2024?", no_answer=NO_ANSWER,
-                                    max_tokens=40, min_support=0.5, reask=_shown))
+                                    max_tokens=40, min_support=0.5, reask=_shown, years=True))
     assert outcome.text.startswith("Mara Quill [1]") and outcome.rejected == ("year",)
     assert "Tova Lind" not in gen.calls[1][-1]["content"]  # the passage of 2023 is gone
+    # every passage of another year goes, not only the one the draft came from
+    more = [*CUP, _passage(3, "Ivo Penn won the Harbour Cup in 2022 at home.", "Harbour Cup 2022")]
+    gen = ScriptedGenerator(["Source: [1]\nAnswer: Tova Lind", "Source: [1]\nAnswer: Mara Quill"])
+    _outcome(answer_steps(gen, _shown(more), more, "Who won the Harbour Cup in 2024?", no_answer=NO_ANSWER,
+                          max_tokens=40, min_support=0.5, reask=_shown, years=True))
+    assert "Ivo Penn" not in gen.calls[1][-1]["content"] and "Mara Quill" in gen.calls[1][-1]["content"]
+
+
+def test_the_year_check_is_off_unless_set() -> None:
+    assert Settings().year_check == "off" and Settings.from_env({"RAG_YEAR_CHECK": "reject"}).year_check == "reject"
+    with pytest.raises(ConfigError, match="year_check"):
+        Settings(year_check="strict")
+    assert check(Draft(1, "Tova Lind"), CUP, "Who won the Harbour Cup in 2024?")[1] is None  # off: not checked
