@@ -308,8 +308,8 @@ def named_years(text: str) -> set[int]:
 
 
 def asked_years(question: str) -> set[int]:
-    """The years the question asks about, named_years() but those that end a name ("Tokyo 2020", "Euro 2024",
-    "Wonder Woman 1984": a capitalised word before them, not a month), which need not be the year of the
+    """The years the question asks about, named_years() but those that end a name ("Harbour Games 2020",
+    "Expo 2030", "Dockside 1999": a capitalised word before them, not a month), which need not be the year of the
     events."""
     years: set[int] = set()
     for match in _YEAR.finditer(question):

@@ -142,10 +142,10 @@ class Settings:
     # unchanged
     year_check: str = "off"  # "reject": a draft from a passage whose chunk and headline name only other years than
     # the one year the question asks about, from an article not published in it, is rejected and asked afresh
-    # without every such passage (answer.off_year); "off". Left off: on the dev halves and the sample set it changed
-    # no answer once a year ending a name ("Tokyo 2020") was told from a year asked about (before that, it refused
-    # a right answer on the sample set). It was drawn from a failure seen on rgb_en's test half (a 2020 date for a
-    # 2021 event), so that half cannot choose it either
+    # without every such passage (answer.off_year); "off". Left off: on the dev halves and the sample set it
+    # changed no answer once a year ending a name (games held a year late) was told from a year asked about
+    # (before that, it refused a right answer on the sample set). It was drawn from a failure seen on rgb_en's test
+    # half (a 2020 date for a 2021 event), so that half cannot choose it either.
     top_read: str = "held"  # "held": an answer from another article than the best-ranked one is set against that
     # article's best passage read alone, whose answer replaces it when more of the shown articles hold it
     # (answer._top_read); "off". Chosen on the dev halves: replacing whenever the two reads differ ("switch")
