@@ -612,7 +612,7 @@ def _widened(draft: Draft, passages: Sequence[Passage]) -> Draft:
     """A checked draft's words widened to the whole name or amount they end in its passage (widen())."""
     if draft.number is None:
         return draft
-    shown = next(p for p in passages if p.number == draft.number).shown_text
+    shown = _numbered(passages, draft).shown_text
     return Draft(draft.number, widen(draft.phrase, shown))
 
 
@@ -669,9 +669,9 @@ def _reread(reply: str, draft: Draft, passages: Sequence[Passage], question: str
             embedder: Embedder | None, foreign: Collection[int], as_of: Date | None, window_days: float,
             years: bool = False
             ) -> Generator[str, None, tuple[Draft, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]]] | None]:
-    """The second read's words in place of the draft's, when they pass the same checks as a draft and more of the
-    shown articles hold them than hold the draft's (the new draft and its cited answer: text, sentences,
-    citations). None: the draft stays."""
+    """A read's words in place of the draft's, when they pass the same checks as a draft (pointed first at the
+    passage draft.number names) and more of the shown articles hold them than hold the draft's words (the new
+    draft and its cited answer: text, sentences, citations). None: the draft stays."""
     found, reason = check(Draft(draft.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
                           min_support, foreign=foreign, as_of=as_of, window_days=window_days, years=years)
     if reason is not None or found.number is None:
@@ -707,14 +707,10 @@ def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passag
     reply = _read_alone(generator, second_read(top))
     if not second_read_finds(reply) or same_answer(draft.phrase, reply, question):
         return None
-    found, reason = check(Draft(top.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
-                          min_support, as_of=as_of, window_days=window_days, years=years)
-    if reason is not None or found.number is None:
-        return None
-    found = _widened(found, passages)  # counted as the draft is: widened
-    if not _held_by_more(found, draft, passages, question):
-        return None
-    return (yield from _redrafted(found, passages, question, min_support=min_support, embedder=embedder))
+    # its words, checked as the draft's (and counted widened, as the draft is) against the draft's phrase
+    taken = yield from _reread(reply, Draft(top.number, draft.phrase), passages, question, min_support=min_support,
+                               embedder=embedder, foreign=(), as_of=as_of, window_days=window_days, years=years)
+    return None if taken is None else taken[1]
 
 
 def _held_by_more(found: Draft, draft: Draft, passages: Sequence[Passage], question: str) -> bool:
