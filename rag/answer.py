@@ -469,6 +469,22 @@ def check(draft: Draft, passages: Sequence[Passage], question: str, min_support:
     return Draft(number, draft.phrase), None
 
 
+@dataclass(frozen=True)
+class Checks:
+    """What check() holds a draft to, carried as one value through the steps that check words (answer_steps,
+    _rescue, _reread, _top_read): min_support, the passages in another language than the question (foreign), the
+    day asked on and how old an article may be for a question about the present, and the year check."""
+    min_support: float = 0.5
+    foreign: frozenset[int] = frozenset()
+    as_of: Date | None = None
+    window_days: float = 21.0
+    years: bool = False
+
+    def __call__(self, draft: Draft, passages: Sequence[Passage], question: str) -> tuple[Draft, str | None]:
+        return check(draft, passages, question, self.min_support, foreign=self.foreign, as_of=self.as_of,
+                     window_days=self.window_days, years=self.years)
+
+
 def of_its_kind(phrase: str, passage: Passage, question: str) -> bool:
     """Are the found words the kind of answer the question asks for? For now: an amount of money, where the
     question asks what something costs (rag/kinds.py), its currency in the passage beside the words or their
@@ -514,9 +530,11 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
     Measured on first drafts (sample set and rtqa_dev dev half):
     "none" came for 2 of 20 wrong answers and 0 of 35 right ones; a different answer for 4 more wrong ones and 2
     right ones."""
-    foreign = crosscheck.foreign(question, [(p.number, p.hit.chunk.text) for p in passages], embedder)
+    checks = Checks(min_support, frozenset(crosscheck.foreign(question, [(p.number, p.hit.chunk.text)
+                                                                         for p in passages], embedder)),
+                    as_of, window_days, years)
     # (a name the question spells its own way, "Chang'e-6", may be written 嫦娥六号 in a passage in another language)
-    if not foreign and absent_name(question, passages):
+    if not checks.foreign and absent_name(question, passages):
         return Outcome(no_answer, (), (), True, ("absent-name",))
     rejected: list[str] = []
     afresh = False  # asked again over other passages: the draft must then name what the second read names
@@ -528,14 +546,12 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         draft = parse_draft(reply)
         if draft.none or " ".join(reply.split()).startswith(no_answer[:-1]):
             if rescue_reads and second_read is not None and draft.number is not None:
-                rescued = yield from _rescue(generator, second_read, passages, question, rescue_reads,
-                                             min_support=min_support, embedder=embedder, foreign=foreign,
-                                             as_of=as_of, window_days=window_days, years=years)
+                rescued = yield from _rescue(generator, second_read, passages, question, rescue_reads, checks,
+                                             embedder=embedder)
                 if rescued is not None:
                     return Outcome(*rescued, False, (*rejected, "none"))
             return Outcome(no_answer, last, (), True, tuple(rejected))
-        draft, reason = check(draft, passages, question, min_support, foreign=foreign, as_of=as_of,
-                              window_days=window_days, years=years)
+        draft, reason = checks(draft, passages, question)
         if reason is None:
             draft = _widened(draft, passages)
             text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
@@ -549,17 +565,14 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             elif (agree or afresh) and not same_answer(draft.phrase, again, question):
                 reason = "unconfirmed"
             else:
-                if held and not afresh and not foreign and not same_answer(draft.phrase, again, question):
-                    reread = yield from _reread(again, draft, passages, question, min_support=min_support,
-                                                embedder=embedder, foreign=foreign, as_of=as_of,
-                                                window_days=window_days, years=years)
+                if held and not afresh and not checks.foreign and not same_answer(draft.phrase, again, question):
+                    reread = yield from _reread(again, draft, passages, question, checks, embedder=embedder)
                     if reread is not None:
                         draft, (text, last, citations) = reread
                         rejected.append("reread")
-                if top_read != "off" and not afresh and not foreign:
-                    other = yield from _top_read(generator, second_read, passages, draft, question,
-                                                 min_support=min_support, embedder=embedder, as_of=as_of,
-                                                 window_days=window_days, years=years)
+                if top_read != "off" and not afresh and not checks.foreign:
+                    other = yield from _top_read(generator, second_read, passages, draft, question, checks,
+                                                 embedder=embedder)
                     if other is not None:
                         return Outcome(*other, False, (*rejected, "outread"))
                 return Outcome(text, last, citations, False, tuple(rejected))
@@ -567,7 +580,7 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
         if draft.number is None or attempt + 1 == tries:  # a reply not in the two-line form is not coached
             break
         if reask is not None and reason in PASSAGE_REASONS:
-            passages, foreign = _without(passages, draft.number, reason, foreign, as_of, window_days, question)
+            passages, checks = _without(passages, draft.number, reason, checks, question)
             if not passages:
                 break
             messages, afresh = reask(passages), True
@@ -592,20 +605,21 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
 PASSAGE_REASONS = frozenset({"unconfirmed", "stale", "unrelated", "unsupported", "year"})
 
 
-def _without(passages: Sequence[Passage], number: int, reason: str, foreign: Collection[int], as_of: Date | None,
-             window_days: float, question: str) -> tuple[list[Passage], set[int]]:
+def _without(passages: Sequence[Passage], number: int, reason: str, checks: Checks, question: str
+             ) -> tuple[list[Passage], Checks]:
     """The passages left once the rejected one goes (and, for "stale", every one older than window_days on the
-    as-of date; for "year", every one of another year than the question's), numbered 1..n again, and which of
-    them are in another language than the question."""
+    as-of date; for "year", every one of another year than the question's), numbered 1..n again, and the checks
+    with the new numbers of those in another language than the question."""
     def old(p: Passage) -> bool:
         if reason == "year":
-            return p.number not in foreign and off_year(p, question)
-        age = age_days(p.hit.published, as_of) if as_of is not None else None
-        return reason == "stale" and age is not None and age > window_days
+            return p.number not in checks.foreign and off_year(p, question)
+        age = age_days(p.hit.published, checks.as_of) if checks.as_of is not None else None
+        return reason == "stale" and age is not None and age > checks.window_days
 
     kept = [p for p in passages if p.number != number and not old(p)]
     renumbered = [replace(p, number=n) for n, p in enumerate(kept, 1)]
-    return renumbered, {n for n, p in enumerate(kept, 1) if p.number in foreign}
+    foreign = frozenset(n for n, p in enumerate(kept, 1) if p.number in checks.foreign)
+    return renumbered, replace(checks, foreign=foreign)
 
 
 def _widened(draft: Draft, passages: Sequence[Passage]) -> Draft:
@@ -626,8 +640,7 @@ def _read_alone(generator: Any, messages: Messages) -> str:
 
 
 def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage], question: str,
-            reads: int, *, min_support: float, embedder: Embedder | None, foreign: Collection[int],
-            as_of: Date | None, window_days: float, years: bool = False
+            reads: int, checks: Checks, *, embedder: Embedder | None
             ) -> Generator[str, None, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]] | None]:
     """When the model finds no answer among all the passages, the best-ranked ones are read again one at a
     time (a 1.5B model overlooks an answer in a long prompt that it finds in a short one). Words found go
@@ -639,13 +652,12 @@ def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages
         reply = _read_alone(generator, second_read(passage))
         if not second_read_finds(reply):
             continue
-        draft, reason = check(Draft(passage.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages,
-                              question, min_support, foreign=foreign, as_of=as_of, window_days=window_days,
-                              years=years)
+        draft, reason = checks(Draft(passage.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages,
+                               question)
         if reason is not None or draft.number is None:
             continue
-        redrafted = yield from _redrafted(_widened(draft, passages), passages, question, min_support=min_support,
-                                          embedder=embedder)
+        redrafted = yield from _redrafted(_widened(draft, passages), passages, question,
+                                          min_support=checks.min_support, embedder=embedder)
         if redrafted is not None:
             return redrafted
     return None
@@ -665,27 +677,24 @@ def _redrafted(draft: Draft, passages: Sequence[Passage], question: str, *, min_
     return text, sentences, citations
 
 
-def _reread(reply: str, draft: Draft, passages: Sequence[Passage], question: str, *, min_support: float,
-            embedder: Embedder | None, foreign: Collection[int], as_of: Date | None, window_days: float,
-            years: bool = False
+def _reread(reply: str, draft: Draft, passages: Sequence[Passage], question: str, checks: Checks, *,
+            embedder: Embedder | None
             ) -> Generator[str, None, tuple[Draft, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]]] | None]:
     """A read's words in place of the draft's, when they pass the same checks as a draft (pointed first at the
     passage draft.number names) and more of the shown articles hold them than hold the draft's words (the new
     draft and its cited answer: text, sentences, citations). None: the draft stays."""
-    found, reason = check(Draft(draft.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question,
-                          min_support, foreign=foreign, as_of=as_of, window_days=window_days, years=years)
+    found, reason = checks(Draft(draft.number, reply.removeprefix(SECOND_READ_PREFIX).strip()), passages, question)
     if reason is not None or found.number is None:
         return None
     found = _widened(found, passages)
     if not _held_by_more(found, draft, passages, question):
         return None
-    redrafted = yield from _redrafted(found, passages, question, min_support=min_support, embedder=embedder)
+    redrafted = yield from _redrafted(found, passages, question, min_support=checks.min_support, embedder=embedder)
     return None if redrafted is None else (found, redrafted)
 
 
 def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passages: Sequence[Passage],
-              draft: Draft, question: str, *, min_support: float, embedder: Embedder | None,
-              as_of: Date | None, window_days: float, years: bool = False
+              draft: Draft, question: str, checks: Checks, *, embedder: Embedder | None
               ) -> Generator[str, None, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]] | None]:
     """A checked, confirmed draft from another article than the best-ranked one is set against that article's
     passage that best matches the question, read alone. Its answer replaces the draft (text, sentences,
@@ -708,8 +717,7 @@ def _top_read(generator: Any, second_read: Callable[[Passage], Messages], passag
     if not second_read_finds(reply) or same_answer(draft.phrase, reply, question):
         return None
     # its words, checked as the draft's (and counted widened, as the draft is) against the draft's phrase
-    taken = yield from _reread(reply, Draft(top.number, draft.phrase), passages, question, min_support=min_support,
-                               embedder=embedder, foreign=(), as_of=as_of, window_days=window_days, years=years)
+    taken = yield from _reread(reply, Draft(top.number, draft.phrase), passages, question, checks, embedder=embedder)
     return None if taken is None else taken[1]
 
 

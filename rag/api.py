@@ -292,7 +292,9 @@ class Pipeline:
         outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
             "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        if retries := [r for r in outcome.rejected if r != "none"]:  # "none": the passages were read again instead
+        # drafts asked again; not "none" (the passages were read again instead), nor a second read's or the top
+        # article's words taking the place of a draft that passed ("reread", "outread": no draft was refused)
+        if retries := [r for r in outcome.rejected if r not in ("none", "reread", "outread")]:
             timings["retries"] = len(retries)
         yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations,
                      rejected=outcome.rejected)

@@ -607,6 +607,7 @@ def test_the_held_setting_is_the_default_and_reaches_the_answer_step(articles_di
         answer = pipeline.ask(QUESTION)
         assert answer.rejected == rejected and not answer.refused
         assert answer.text.startswith("42 Roman gold coins [" if rejected else "The regional history museum [")
+        assert "retries" not in answer.timings  # the read's words took the place of a draft that passed: no retry
 
 
 CUP = [_passage(1, "Tova Lind won the Harbour Cup in 2023, beating Ivo Penn in the final.", "Harbour Cup 2023"),
