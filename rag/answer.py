@@ -35,6 +35,7 @@ from .dates import (
     without_present_words,
 )
 from .embed import Embedder
+from .events import event_date
 from .generate import _gbnf_literal, answer_grammar
 from .kinds import asks_money, money_around
 from .text import content_words, foreign_stopwords, initials, spelled_out, split_sentences
@@ -512,8 +513,8 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
                  embedder: Embedder | None = None, second_read: Callable[[Passage], Messages] | None = None,
                  agree: bool = False, held: bool = False, as_of: Date | None = None,
                  window_days: float = 21.0, years: bool = False, rescue_reads: int = 0,
-                 reask: Callable[[Sequence[Passage]], Messages] | None = None, top_read: str = "off"
-                 ) -> Generator[str, None, Outcome]:
+                 reask: Callable[[Sequence[Passage]], Messages] | None = None, top_read: str = "off",
+                 event_dates: bool = False) -> Generator[str, None, Outcome]:
     """Yields the answer's words as the model writes them; returns the checked Outcome. A rejected draft is tried
     again once: with reask (the messages of the same question over other passages), a draft rejected for its
     passage (PASSAGE_REASONS) is asked afresh without that passage, and the draft that comes back must then name
@@ -529,7 +530,10 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
     own slips, the final's loser for its winner).
     Measured on first drafts (sample set and rtqa_dev dev half):
     "none" came for 2 of 20 wrong answers and 0 of 35 right ones; a different answer for 4 more wrong ones and 2
-    right ones."""
+    right ones.
+
+    With event_dates, a standing draft's date for a question asking when is moved to the one its passage writes
+    beside the question's verb (_on_event)."""
     checks = Checks(min_support, frozenset(crosscheck.foreign(question, [(p.number, p.hit.chunk.text)
                                                                          for p in passages], embedder)),
                     as_of, window_days, years)
@@ -556,21 +560,32 @@ def answer_steps(generator: Any, messages: Messages, passages: Sequence[Passage]
             draft = _widened(draft, passages)
             text, last, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
                                                   embedder=embedder, found=True)
+            again = None  # the second read: the same model asked the question again over the cited passage alone
+            if not refused and second_read is not None and draft.number is not None:
+                again = _read_alone(generator, second_read(_numbered(passages, draft)))
             if refused:
                 reason = "unsupported"
-            elif second_read is None or draft.number is None:
-                return Outcome(text, last, citations, False, tuple(rejected))
-            elif not second_read_finds(again := _read_alone(generator, second_read(_numbered(passages, draft)))):
+            elif again is not None and not second_read_finds(again):
                 reason = "unconfirmed"
-            elif (agree or afresh) and not same_answer(draft.phrase, again, question):
+            elif again is not None and (agree or afresh) and not same_answer(draft.phrase, again, question):
                 reason = "unconfirmed"
             else:
-                if held and not afresh and not checks.foreign and not same_answer(draft.phrase, again, question):
+                if again is not None and held and not afresh and not checks.foreign and not same_answer(
+                        draft.phrase, again, question):
                     reread = yield from _reread(again, draft, passages, question, checks, embedder=embedder)
                     if reread is not None:
                         draft, (text, last, citations) = reread
                         rejected.append("reread")
-                if top_read != "off" and not afresh and not checks.foreign:
+                # a date of another event than the one asked about: moved once the draft stands (not before the
+                # second read, whose answer is set against the model's own words)
+                dated = None
+                if event_dates:
+                    dated = yield from _on_event(draft, passages, question, checks, embedder=embedder)
+                if dated is not None:
+                    draft, (text, last, citations) = dated
+                    rejected.append("event")
+                if second_read is not None and again is not None and top_read != "off" and not afresh \
+                        and not checks.foreign:
                     other = yield from _top_read(generator, second_read, passages, draft, question, checks,
                                                  embedder=embedder)
                     if other is not None:
@@ -620,6 +635,26 @@ def _without(passages: Sequence[Passage], number: int, reason: str, checks: Chec
     renumbered = [replace(p, number=n) for n, p in enumerate(kept, 1)]
     foreign = frozenset(n for n, p in enumerate(kept, 1) if p.number in checks.foreign)
     return renumbered, replace(checks, foreign=foreign)
+
+
+def _on_event(draft: Draft, passages: Sequence[Passage], question: str, checks: Checks, *,
+              embedder: Embedder | None
+              ) -> Generator[str, None, tuple[Draft, tuple[str, tuple[Sentence, ...], tuple[Citation, ...]]] | None]:
+    """For a question asking when, the date its passage writes beside the question's verb in place of another
+    date the draft copied from it ("left on 3 June and arrived on 21 June": 21 June for "When did it arrive?",
+    events.event_date), when those words pass the same checks and cite() keeps them (the new draft and its cited
+    answer: text, sentences, citations; streamed after REDRAFT). None: the draft stays."""
+    if draft.number is None:
+        return None
+    other = event_date(draft.phrase, _numbered(passages, draft).shown_text, question)
+    if other is None:
+        return None
+    moved, reason = checks(Draft(draft.number, other), passages, question)
+    if reason is not None or moved.number != draft.number:
+        return None
+    moved = _widened(moved, passages)
+    redrafted = yield from _redrafted(moved, passages, question, min_support=checks.min_support, embedder=embedder)
+    return None if redrafted is None else (moved, redrafted)
 
 
 def _widened(draft: Draft, passages: Sequence[Passage]) -> Draft:

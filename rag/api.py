@@ -285,6 +285,7 @@ class Pipeline:
                                  agree=s.second_read == "agree", held=s.second_read == "held", as_of=as_of,
                                  window_days=s.recent_window_days, years=s.year_check == "reject",
                                  rescue_reads=s.rescue_reads, top_read=s.top_read,
+                                 event_dates=s.event_date == "move",
                                  reask=lambda shown: self._answer_messages(shown, standalone, as_of, language))
         else:
             steps = direct_steps(self.generator, messages, passages, standalone, no_answer=refusal,
@@ -292,9 +293,10 @@ class Pipeline:
         outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
             "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        # drafts asked again; not "none" (the passages were read again instead), nor a second read's or the top
-        # article's words taking the place of a draft that passed ("reread", "outread": no draft was refused)
-        if retries := [r for r in outcome.rejected if r not in ("none", "reread", "outread")]:
+        # drafts asked again; not "none" (the passages were read again instead), nor other words taking the place
+        # of a draft that passed: a second read's, the top article's, the event's date ("reread", "outread",
+        # "event": no draft was refused)
+        if retries := [r for r in outcome.rejected if r not in ("none", "reread", "outread", "event")]:
             timings["retries"] = len(retries)
         yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations,
                      rejected=outcome.rejected)
