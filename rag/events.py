@@ -6,7 +6,9 @@ not plain:
 - the question asks of the future ("When will…"), or asks no date;
 - the passage does not write the question's verb in -ed (it says "touched down" for "land", "left" for "leave"),
   or the verb's clause holds no date or two ("On Tuesday the firm released its results for 2023");
-- the question's verb has different dates in different clauses.
+- the question's verb has different dates in different clauses;
+- the clause of the draft's date has no verb of its own: it shares the question's verb ("The film was released
+  in Elbonia on 3 May and in Freedonia on 10 May": 10 May answers "When was it released in Freedonia?").
 What it cannot see: a verb of the question's used of another thing than the one asked about ("Tesla started
 production in 2019 and began deliveries on 5 June 2020" moves 5 June 2020 to 2019 for "When did Tesla start
 deliveries?"). Counting the question's other words in each clause would stop that, but it stops more right moves:
@@ -34,12 +36,19 @@ _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _AFTER = "".join(rf"(?<=\b{w} )|" for w in ("in", "In", "by", "of", "since", "Since", "from", "until"))[:-1]
 _DATE = re.compile(rf"(?<![\w.,$€£¥₹])(?:{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR})?|{_MONTH}\s+{_DAY}(?![\d])"
                    rf"(?:,?\s+{_YEAR})?|{_MONTH}\s+{_YEAR}|(?:{_AFTER}){_YEAR})")
+# past forms not in -ed, for telling whether a clause has a verb of its own (_own_verb)
+_IRREGULAR = frozenset("""arose ate beat became began bent bet bit bled blew bore broke brought built burnt bought
+caught chose clung came cost crept cut dealt did dove drew drank drove dug fed felt fell fled flew fought forbade
+forgot forgave found froze gave got grew had heard held hid hit hung hurt kept knelt knew laid led leapt left lent
+let lay lit lost made meant met paid put quit ran rang read rode rose said sat saw sang sank sent set shook shone
+shot shut slept slid sold sought spent spoke split spread sprang stood stole struck stuck stung swam swept swore
+swung taught tore thought threw told took understood went woke won wore wove wrote""".split())
 _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                                        "dec"), 1)}
-# where one clause of a sentence ends and another begins: a comma that is not a date's ("May 4, 2021"), a
-# semicolon, a colon, a dash, and the words that start a clause
-_CLAUSE = re.compile(r",(?!\s*(?:19|20)\d\d)|[;:—–]|\s(?=(?:and|but|while|whereas|after|before|who|which|although|"
-                     r"though|then|when|since|until)\s)")
+# where one clause of a sentence ends and another begins: a comma before a space that is not a date's ("May 4,
+# 2021"; a number's has none, "1,000"), a semicolon, a colon, a dash, and the words that start a clause
+_CLAUSE = re.compile(r",(?=\s)(?!\s*(?:19|20)\d\d)|[;:—–]|\s(?=(?:and|but|while|whereas|after|before|who|which|"
+                     r"although|though|then|when|since|until)\s)")
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,11 @@ def _past_forms(question: str) -> set[str]:
     return forms
 
 
+def _own_verb(words: set[str], verbs: set[str]) -> bool:
+    """Does the clause hold a verb in the past other than the question's ("arrested", "left")?"""
+    return any(w not in verbs and (w in _IRREGULAR or (len(w) > 4 and w.endswith("ed"))) for w in words)
+
+
 def _clauses(sentence: str) -> list[str]:
     cuts = [0, *(m.start() for m in _CLAUSE.finditer(sentence)), len(sentence)]
     return [sentence[a:b] for a, b in zip(cuts, cuts[1:])]
@@ -96,17 +110,20 @@ def event_date(phrase: str, text: str, question: str) -> str | None:
         return None
     verbs = _past_forms(question)
     chosen: list[_Date] = []  # the event's date, in each clause that writes the question's verb
+    verbless = False  # a clause writes the found date with no verb of its own
     for part in text.split(" … "):  # (the passage's sentences are shown joined by " … ")
         for start, end in split_sentences(part):
             for clause in _clauses(part[start:end]):
                 dates = [_Date(m.group(0), d) for m in _DATE.finditer(clause) if (d := _parts(m.group(0)))]
                 words = {re.sub(r"\W+$", "", w.lower()) for w in clause.split()}
+                if any(_same(d.day, found) for d in dates) and not words & verbs and not _own_verb(words, verbs):
+                    verbless = True
                 if not words & verbs or not dates:
                     continue
                 if any(not _same(d.day, dates[0].day) for d in dates[1:]):
                     return None  # two dates beside the verb: which is the event's is not plain
                 chosen += dates
-    if not chosen or any(not _same(d.day, chosen[0].day) for d in chosen[1:]):
+    if verbless or not chosen or any(not _same(d.day, chosen[0].day) for d in chosen[1:]):
         return None
     best = max(chosen, key=lambda d: sum(x is not None for x in d.day))  # the most fully written
     return None if _same(best.day, found) else best.text
