@@ -19,11 +19,12 @@ test: install browser
 install: $(VENV)/.installed
 
 # Reinstall when the project's dependencies change. torch is pinned (CPU build); llama-cpp-python builds from
-# source once (about 16 minutes on 2 cores) and pip caches the wheel.
-$(VENV)/.installed: pyproject.toml
+# source once (about 16 minutes on 2 cores) and pip caches the wheel. constraints.txt fixes every other version, so
+# two installs answer alike.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[all]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[all]'
 	touch $@
 
 # Browser tests drive Debian's Chromium (browsers cannot be downloaded here).
