@@ -9,10 +9,10 @@ not plain:
 - the question's verb has different dates in different clauses;
 - the clause of the draft's date has no verb of its own: it shares the question's verb ("The film was released
   in Elbonia on 3 May and in Freedonia on 10 May": 10 May answers "When was it released in Freedonia?").
-What it cannot see: a verb of the question's used of another thing than the one asked about ("Tesla started
-production in 2019 and began deliveries on 5 June 2020" moves 5 June 2020 to 2019 for "When did Tesla start
-deliveries?"). Counting the question's other words in each clause would stop that, but it stops more right moves:
-"X was appointed minister in 2019 and resigned in 2023" names the office in the first clause only.
+What it cannot see: a verb of the question's used of another thing than the one asked about ("Pellam Motors
+started production in 2019 and began deliveries on 5 June 2020" moves 5 June 2020 to 2019 for "When did Pellam
+start deliveries?"). Counting the question's other words in each clause would stop that, but it stops more right
+moves: "X was appointed minister in 2019 and resigned in 2023" names the office in the first clause only.
 A year alone counts as a date only after "in", "since", "by", "from", "until" or "of" ("in 2019"), so an amount
 ("$2020", "2000 tonnes") or a time ("at 2000 GMT") is none.
 """
