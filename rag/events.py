@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .dates import month_number
 from .text import split_sentences
 
 # A question asking for the date of a past event: "When did…", "When was…", "On what date…", "In which year…".
@@ -43,8 +44,6 @@ forgot forgave found froze gave got grew had heard held hid hit hung hurt kept k
 let lay lit lost made meant met paid put quit ran rang read rode rose said sat saw sang sank sent set shook shone
 shot shut slept slid sold sought spent spoke split spread sprang stood stole struck stuck stung swam swept swore
 swung taught tore thought threw told took understood went woke won wore wove wrote""".split())
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
-                                       "dec"), 1)}
 # where one clause of a sentence ends and another begins: a comma before a space that is not a date's ("May 4,
 # 2021"; a number's has none, "1,000"), a semicolon, a colon, a dash, and the words that start a clause
 _CLAUSE = re.compile(r",(?=\s)(?!\s*(?:19|20)\d\d)|[;:—–]|\s(?=(?:and|but|while|whereas|after|before|who|which|"
@@ -66,7 +65,7 @@ def _parts(text: str) -> tuple[int | None, int | None, int | None] | None:
     """(year, month, day) of a written date ("21 June", "August 17, 2021", "2019"), None where not written; None
     for words that hold no month and no year."""
     year = next((int(y) for y in re.findall(rf"(?<![\d$€£¥₹]){_YEAR}", text)), None)
-    month = next((_MONTHS[w.lower()[:3]] for w in re.findall(_MONTH, text)), None)
+    month = next((month_number(w) for w in re.findall(_MONTH, text)), None)
     days = [int(d) for d in re.findall(r"(?<![\d$€£¥₹])(\d{1,2})(?:st|nd|rd|th)?(?!\d)", text)]
     day = days[0] if month is not None and days and 1 <= days[0] <= 31 else None
     return None if year is None and month is None else (year, month, day)
