@@ -16,7 +16,7 @@ Date = dt.date
 
 # ---------------------------------------------------------------- month names
 
-_EN_MONTHS = "january february march april may june july august september october november december".split()
+EN_MONTHS = "january february march april may june july august september october november december".split()
 _FR_MONTHS = "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split()
 _DE_MONTHS = "januar februar märz april mai juni juli august september oktober november dezember".split()
 _ES_MONTHS = "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split()
@@ -64,7 +64,7 @@ def iso_date(value: str | None) -> Date | None:
 
 # ---------------------------------------------------------------- dates written in articles
 
-_MONTHS = {m: i + 1 for i, m in enumerate(_EN_MONTHS)}
+_MONTHS = {m: i + 1 for i, m in enumerate(EN_MONTHS)}
 _MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
 _MONTHS.update({"sept": 9})
 _ALL_MONTHS = {**_MONTHS, **{m: i + 1 for i, m in enumerate(_FR_MONTHS)}}
@@ -152,7 +152,7 @@ _PRESENT = re.compile(
     r"|本周|这周|这个星期|最近|近日|近期|目前|现在|当前|如今|最新|迄今|至今|今天|昨天|上周|今年",
     re.I)
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
-_MONTH_NAMES = _EN_MONTHS + _FR_MONTHS  # full names only: "may" alone is no date
+_MONTH_NAMES = EN_MONTHS + _FR_MONTHS  # full names only: "may" alone is no date
 _EXPLICIT_DAY = re.compile(
     r"\b(?:" + "|".join(_MONTH_NAMES) + r")\s+\d{1,2}\b|\b\d{1,2}(?:er)?\s+(?:" + "|".join(_MONTH_NAMES) + r")\b"
     r"|\d{4}-\d\d-\d\d|\d{1,2}月\d{1,2}日", re.I)
@@ -254,9 +254,9 @@ def _a_date(date: str) -> bool:
     a French one in lower case ("Mars" is the planet), a full month name with no full stop after it (one ends
     the sentence), and days of 1 to 31?"""
     word = next(w.rstrip(",") for w in date.split() if w[0].isalpha() and w.lower() != "of")
-    if word.endswith(".") and word[:-1].lower() in _EN_MONTHS + _FR_MONTHS:  # "March." ends a sentence; "Sept." not
+    if word.endswith(".") and word[:-1].lower() in EN_MONTHS + _FR_MONTHS:  # "March." ends a sentence; "Sept." not
         return False
-    english = len(word.rstrip(".")) >= 3 and any(m.startswith(word.rstrip(".").lower()) for m in _EN_MONTHS)
+    english = len(word.rstrip(".")) >= 3 and any(m.startswith(word.rstrip(".").lower()) for m in EN_MONTHS)
     if not (word[0].isupper() if english else word[0].islower()):
         return False
     return all(1 <= int(day) <= 31 for day in re.findall(r"\d+", date))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .dates import month_number
+from .dates import EN_MONTHS, month_number
 from .text import split_sentences
 
 # A question asking for the date of a past event: "When did…", "When was…", "On what date…", "In which year…".
@@ -30,8 +30,9 @@ _ASKS_WHEN = re.compile(r"\bwhen\s+(?:did|was|were|has|have|had)\b|\b(?:what|whi
                         re.I)
 _FUTURE = re.compile(r"\b(?:will|shall|going to|due to|set to|expected to|scheduled|planned|upcoming|next)\b", re.I)
 # capitalised ("may" is a verb); a full stop only after a short form ("Sept. 12"), not the one that ends a sentence
-_MONTH = (r"(?:(?:January|February|March|April|May|June|July|August|September|October|November|December)(?![a-z])"
-          r"|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)(?![a-z])\.?)")
+# ("May." ends a sentence: only months longer than their three-letter form have one)
+_MONTH = (rf"(?:(?:{'|'.join(m.capitalize() for m in EN_MONTHS)})(?![a-z])"
+          rf"|(?:{'|'.join([m[:3].capitalize() for m in EN_MONTHS if len(m) > 3] + ['Sept'])})(?![a-z])\.?)")
 _YEAR = r"(?:19|20)\d\d(?![\d]|s\b|\s?[-–/]\s?\d)"  # not "1990s", nor a span or a season ("2019-23")
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _AFTER = "".join(rf"(?<=\b{w} )|" for w in ("in", "In", "by", "of", "since", "Since", "from", "until"))[:-1]
