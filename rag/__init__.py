@@ -3,7 +3,7 @@
 `import rag` is light: torch, llama_cpp and gradio load only when a model or the UI is used.
 """
 
-from .answer import REDRAFT
+from .answer import REDRAFT, REVISED
 from .api import Pipeline, StreamEvent, ask, build_index, index_info, search
 from .cite import NO_ANSWER
 from .config import Settings
@@ -35,6 +35,6 @@ __all__ = [
     "IndexBusyError", "IndexCorruptError", "IndexMismatchError", "IndexNotFoundError", "IndexReadOnlyError",
     "IndexReport", "IngestError",
     "MissingDependencyError", "ModelNotFoundError", "Pipeline", "PromptError", "QueryError", "RagError",
-    "NO_ANSWER", "REDRAFT", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask", "build_index",
-    "given_day", "index_info", "list_articles", "remove_article", "search",
+    "NO_ANSWER", "REDRAFT", "REVISED", "Sentence", "Settings", "StreamEvent", "UploadReport", "add_articles", "ask",
+    "build_index", "given_day", "index_info", "list_articles", "remove_article", "search",
 ]

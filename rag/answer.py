@@ -43,6 +43,8 @@ from .types import Citation, Sentence
 
 SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
 REDRAFT = "\n"  # streamed between drafts: what the reader saw of the rejected one is replaced by the next
+REVISED = "\r"  # streamed before checked words that replace the draft's at once (a second read's, a moved date):
+# no second try follows, so a screen says the answer is being corrected, not tried again
 SECOND_READ_GRAMMAR = "\n".join(['root ::= "Answer: " phrase', "phrase ::= [^\\n] [^\\n]{0,100}"])
 SECOND_READ_PREFIX = "Answer:"
 SECOND_READ_WORDS = "\n".join(['root ::= " " phrase', "phrase ::= [^\\n ] [^\\n]{0,100}"])  # after the prefix
@@ -123,10 +125,11 @@ def parse_draft(text: str) -> Draft:
 
 
 def answer_pieces(pieces: Iterable[str]) -> Iterator[str]:
-    """The streamed reply's pieces from the answer's words on: the reader sees the answer, not its source line."""
+    """The streamed reply's pieces from the answer's words on: the reader sees the answer, not its source line.
+    A carriage return the model writes is dropped: a piece equal to REVISED is the pipeline's marker."""
     seen = ""
     started = False
-    for piece in pieces:
+    for piece in (p.replace(REVISED, "") for p in pieces):
         if started:
             yield piece
             continue
@@ -643,7 +646,7 @@ def _on_event(draft: Draft, passages: Sequence[Passage], question: str, checks: 
     """For a question asking when, the date its passage writes beside the question's verb in place of another
     date the draft copied from it ("left on 3 June and arrived on 21 June": 21 June for "When did it arrive?",
     events.event_date), when those words pass the same checks and cite() keeps them (the new draft and its cited
-    answer: text, sentences, citations; streamed after REDRAFT). None: the draft stays."""
+    answer: text, sentences, citations; streamed after REVISED). None: the draft stays."""
     if draft.number is None:
         return None
     other = event_date(draft.phrase, _numbered(passages, draft).shown_text, question)
@@ -701,13 +704,13 @@ def _rescue(generator: Any, second_read: Callable[[Passage], Messages], passages
 def _redrafted(draft: Draft, passages: Sequence[Passage], question: str, *, min_support: float,
                embedder: Embedder | None) -> Generator[str, None, tuple[str, tuple[Sentence, ...],
                                                                         tuple[Citation, ...]] | None]:
-    """A checked, widened draft that replaces the one streamed: cite()d, and unless that refuses it, REDRAFT and
+    """A checked, widened draft that replaces the one streamed: cite()d, and unless that refuses it, REVISED and
     its text are streamed and returned with its sentences and citations. None: cite() refused it."""
     text, sentences, citations, refused = cite(draft.text, passages, min_support=min_support, question=question,
                                                embedder=embedder, found=True)
     if refused:
         return None
-    yield REDRAFT
+    yield REVISED
     yield text
     return text, sentences, citations
 

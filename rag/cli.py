@@ -149,7 +149,15 @@ def _screen_rows(text: str, columns: int) -> int:
     return sum(max(1, -(-len(line) // max(1, columns))) for line in text.split("\n"))
 
 
+def _erase(written: str) -> None:
+    """Takes text written from the start of a terminal row off the screen, the cursor left where it began."""
+    if written:
+        up = _screen_rows(written, shutil.get_terminal_size().columns) - 1
+        print("\r" + (f"\033[{up}A" if up else "") + "\033[J", end="")
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    from .answer import REVISED
     from .api import Pipeline
     from .types import Answer
 
@@ -160,6 +168,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for event in pipeline.stream(args.question, filters=_filters(args), as_of=args.as_of):
         if isinstance(event, Answer):
             answer = event
+        elif event == REVISED and live:  # checked words replace the draft at once
+            _erase(written)
+            written = ""
         elif isinstance(event, str) and live:
             print(event, end="", flush=True)  # the answer as it is written
             written += event
@@ -167,9 +178,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    if written:  # the checked answer replaces the draft (markers dropped, or refused)
-        up = _screen_rows(written, shutil.get_terminal_size().columns) - 1
-        print("\r" + (f"\033[{up}A" if up else "") + "\033[J", end="")
+    _erase(written)  # the checked answer replaces the draft (markers dropped, or refused)
     print(answer.text)
     for c in answer.citations:
         print(f"  [{c.marker}] {c.title} ({c.published or 'no date'}; {Path(c.source).name}, chars {c.start}-{c.end})")

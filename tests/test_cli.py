@@ -143,6 +143,26 @@ def test_ask_prints_the_checked_answer_once_with_its_sources(
     assert draft.startswith(reply) and final.startswith("Thieves stole 42 Roman gold coins [1].\n")
 
 
+def test_ask_in_a_terminal_erases_a_corrected_draft_before_the_new_words(
+        indexed: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import rag.api
+    from rag import REVISED
+
+    question = "What did the thieves steal from the museum?"
+    final = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1].")[0].ask(question)
+
+    class Corrected:
+        def stream(self, question: str, **_: object):  # type: ignore[no-untyped-def]
+            yield from ((), "the museum", REVISED, final.text, final)
+
+    monkeypatch.setattr(rag.api, "Pipeline", lambda settings: Corrected())
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["ask", question, "--index-dir", str(indexed.index_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("the museum\r\033[J" + final.text)  # the draft erased, then the new words
+    assert out.count("\033[J") == 2 and out.split("\033[J")[-1].startswith(final.text + "\n")
+
+
 def test_screen_rows_counts_wrapped_lines() -> None:
     from rag.cli import _screen_rows
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import NO_ANSWER, REDRAFT, Settings
+from rag import NO_ANSWER, REDRAFT, REVISED, Settings
 from rag.answer import answer_steps
 from rag.api import build_index
 from rag.context import Passage, format_passages
@@ -141,7 +141,8 @@ def test_a_drafts_date_of_another_event_is_moved_once_the_draft_stands(agree: bo
     pieces, outcome = _run(_steps(gen, agree=agree))
     assert outcome.text.startswith("21 June [1]") and not outcome.refused and outcome.rejected == ("event",)
     assert "arrived in Valparaíso on 21 June" in outcome.citations[0].quote and len(gen.calls) == 2
-    assert pieces.count(REDRAFT) == 1 and "".join(pieces).endswith("21 June [1].")  # the reader sees it replaced
+    assert pieces.count(REVISED) == 1 and REDRAFT not in pieces  # the reader sees it corrected, not retried
+    assert "".join(pieces).endswith("21 June [1].")
     # off: the draft's date stays
     _, kept = _run(_steps(ScriptedGenerator(["Source: [1]\nAnswer: 3 June", "Answer: 3 June"]), event_dates=False))
     assert kept.text.startswith("3 June [1]") and kept.rejected == ()
@@ -151,12 +152,13 @@ def test_without_a_second_read_the_moved_date_is_streamed_too() -> None:
     gen = ScriptedGenerator(["Source: [1]\nAnswer: 3 June"])
     pieces, outcome = _run(_steps(gen, reads=False))
     assert outcome.text.startswith("21 June [1]") and outcome.rejected == ("event",) and len(gen.calls) == 1
-    assert pieces[-2:] == [REDRAFT, outcome.text]
+    assert pieces[-2:] == [REVISED, outcome.text]
 
 
 def test_a_right_date_is_not_moved_and_nothing_extra_is_streamed() -> None:
     pieces, outcome = _run(_steps(ScriptedGenerator(["Source: [1]\nAnswer: 21 June", "Answer: 21 June"])))
-    assert outcome.text.startswith("21 June [1]") and outcome.rejected == () and REDRAFT not in pieces
+    assert outcome.text.startswith("21 June [1]") and outcome.rejected == ()
+    assert REDRAFT not in pieces and REVISED not in pieces
 
 
 def test_a_draft_the_second_read_does_not_find_is_rejected_before_any_move() -> None:

@@ -13,6 +13,7 @@ import pytest
 from rag import NO_ANSWER, Answer, Pipeline, Settings
 from rag.answer import (
     REDRAFT,
+    REVISED,
     SECOND_READ_GRAMMAR,
     SECOND_READ_PREFIX,
     SECOND_READ_WORDS,
@@ -48,6 +49,8 @@ def test_the_two_lines_are_parsed_and_only_the_answer_is_streamed() -> None:
     pieces = ["Sou", "rce: [", "2]\nAns", "wer: 42 Roman", " gold coins"]
     assert "".join(answer_pieces(pieces)) == "42 Roman gold coins"
     assert "".join(answer_pieces(["The indexed ", "articles do not answer this question."])) == NO_ANSWER
+    # a carriage return the model writes never reaches the reader as the pipeline's REVISED marker
+    assert list(answer_pieces(["Source: [1]\nAnswer: 42", REVISED, " coins\r"])) == ["42", "", " coins"]
     assert parse_draft("Just a sentence [1].").number is None
 
 
@@ -502,7 +505,8 @@ def test_an_answer_from_a_lower_ranked_article_is_checked_against_the_best_ranke
     assert outcome.text.startswith("Mara Quill [1]") and not outcome.refused
     assert outcome.citations[0].quote.startswith("Mara Quill played") and outcome.rejected == ("outread",)
     assert gen.calls[2] == _shown([FILMS[0]])  # the best-ranked article's passage, read alone
-    assert REDRAFT in pieces and "".join(pieces).endswith("Mara Quill [1].")  # the reader sees it replaced
+    assert REVISED in pieces and REDRAFT not in pieces  # the reader sees it corrected, with no second try
+    assert "".join(pieces).endswith("Mara Quill [1].")
 
 
 @pytest.mark.parametrize("top", ["Answer: none", "Answer: Ivo Penn"])
@@ -574,7 +578,8 @@ def test_with_held_the_second_reads_other_answer_replaces_the_drafts_words_more_
     outcome = _outcome(_cast_steps(gen))
     assert outcome.text.startswith("Ivo Penn [1]") and not outcome.refused and outcome.rejected == ("reread",)
     assert outcome.citations[0].quote.startswith("Dock Lights star Ivo Penn") and len(gen.calls) == 2
-    assert REDRAFT in pieces and "".join(pieces).endswith("Ivo Penn [1].")  # the reader sees it replaced
+    assert REVISED in pieces and REDRAFT not in pieces  # the reader sees it corrected, with no second try
+    assert "".join(pieces).endswith("Ivo Penn [1].")
     # without held ("found"), a second read that finds some answer keeps the draft's words
     assert _outcome(_cast_steps(ScriptedGenerator(replies), held=False)).text.startswith("Dock Lights [1]")
 

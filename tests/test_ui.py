@@ -51,6 +51,22 @@ def test_a_rejected_draft_leaves_the_screen_before_the_next_is_written(indexed: 
     assert views[-1].text.startswith("42 Roman gold coins [")
 
 
+def test_a_corrected_draft_says_it_is_corrected_not_tried_again(indexed: Settings) -> None:
+    # a second read's words replace the draft's at once (rag.REVISED): no second try is announced
+    pipeline, _ = scripted_pipeline(indexed.replace(min_dense_score=0.0), "Source: [1]\nAnswer: 42 Roman gold coins")
+    final = pipeline.ask("What did the thieves steal from the museum?")
+
+    class Corrected:
+        def stream(self, question: str, **_: object):  # type: ignore[no-untyped-def]
+            yield from ((), "the museum", rag.REVISED, final.text, final)
+
+    views = list(respond("What did the thieves steal from the museum?", [], Corrected()))  # type: ignore[arg-type]
+    fixed = next(i for i, v in enumerate(views) if "correcting it" in v.answer)
+    assert "the museum" in views[fixed - 1].answer and not any("the museum" in v.answer for v in views[fixed:])
+    assert not any("trying once more" in v.answer for v in views)
+    assert views[-1].text == final.text.strip() and "42 Roman gold coins" in views[-1].answer
+
+
 def test_unsupported_sentence_is_marked_unverified(indexed: Settings) -> None:
     pipeline, _ = scripted_pipeline(indexed, "Thieves stole 42 Roman gold coins [1]. "
                                      "They also took a painting by Claude Monet [1].")

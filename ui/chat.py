@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any, NamedTuple
 
-from rag import REDRAFT, Answer, Filters, Pipeline, QueryError, RagError, given_day
+from rag import REDRAFT, REVISED, Answer, Filters, Pipeline, QueryError, RagError, given_day
 
 from .render import (
     CURSOR,
@@ -58,6 +58,9 @@ def respond(message: str, history: History | None, pipeline: Pipeline, filters: 
             elif event == REDRAFT:  # a rejected draft: the next one replaces it on the screen
                 pieces.clear()
                 yield View(render_status("Checking the answer… trying once more"), hits_html)
+            elif event == REVISED:  # checked words in place of the draft's, which follow at once
+                pieces.clear()
+                yield View(render_status("Checking the answer… correcting it"), hits_html)
             elif isinstance(event, str):
                 pieces.append(event)
                 yield View(render_partial("".join(pieces)), hits_html)
