@@ -44,11 +44,18 @@ def stem(word: str) -> str:
     return word[:6]
 
 
+# A full stop between words, not inside a number ("5.9") or an abbreviation ("U.S."): a web address's parts
+# ("blink182.com" → blink182, com: the band's name is a word of the passage) or two sentences a scrape ran together
+# ("street.was").
+_WORD_DOT = re.compile(r"(?<=\w\w)\.(?=[^\W\d_]{2})")
+
+
 def content_words(text: str) -> list[str]:
     """Lower-cased, stemmed words minus stop words; numbers kept whole ("5.9", "$16.5", "58%"); CJK as character
-    bigrams ("月球样品" → 月球 球样 样品)."""
+    bigrams ("月球样品" → 月球 球样 样品); a web address in its parts ("blink182.com" → blink182, com)."""
     out, text = split_bigrams(text)  # Chinese/Japanese has no spaces: its words are character pairs
-    words = re.findall(r"[\w.$%]+", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
+    text = _WORD_DOT.sub(" ", re.sub(r"'s\b", "", text.lower().replace("’", "'")))
+    words = re.findall(r"[\w.$%]+", text)
     for w in words:
         w = w.strip(".")
         if w and w not in _STOP:

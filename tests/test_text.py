@@ -59,3 +59,26 @@ def test_both_servers_estimate_tokens_alike() -> None:
         OpenAICompatibleGenerator("http://127.0.0.1:9").count_tokens(t) for t in texts] == [
         estimate_tokens(t) for t in texts]
     assert estimate_tokens("𠀀𠀁") == 8 > estimate_tokens("港口") == 4
+
+
+def test_a_web_address_is_read_as_its_words_while_numbers_and_abbreviations_stay_whole() -> None:
+    from rag.text import content_words
+
+    assert content_words("Tickets at vexcord42.com.") == ["ticket", "vexcord42", "com"]
+    assert content_words("www.harbour-city.gov") == ["www", "harbou", "city", "gov"]  # (stemmed to 6 letters)
+    assert content_words("the old street.Police said") == ["old", "street", "polic"]  # a scrape's joined sentences
+    assert content_words("U.S. output rose 5.9 percent") == ["u.s", "output", "ros", "5.9", "percen"]
+    assert content_words("No.1 seed, e.g. Fig.2") == ["no.1", "seed", "e.g", "fig.2"]
+
+
+def test_a_name_found_only_in_a_web_address_is_located_in_its_passage() -> None:
+    from rag.answer import Draft, check
+    from rag.context import Passage
+    from rag.types import Chunk, Hit
+
+    text = "New single out Friday, tour dates to follow. vexcord42.com"
+    passage = Passage(1, Hit(chunk=Chunk("b-000", "b", text, 0, len(text)), score=1.0, rank=1, title="Music",
+                             source="b.txt"), ((0, len(text)),))
+    question = "Which band announced a new single and a tour this week?"
+    assert check(Draft(1, "vexcord42"), [passage], question) == (Draft(1, "vexcord42"), None)
+    assert check(Draft(1, "Zelbrook"), [passage], question)[1] == "absent"
