@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, default=None, help="only the first N questions")
     p.add_argument("--split", choices=("dev", "test"), default=None,
                    help="only the dev or the test half (fixed by a hash of each question id)")
-    p.add_argument("--as-of", help="YYYY-MM-DD for rows without an as_of field (default today)")
+    p.add_argument("--as-of", help="YYYY-MM-DD for rows without an as_of field (default today; the answers read "
+                   "it, so give one to compare runs made on different days)")
     p.set_defaults(func=cmd_eval)
 
     p = with_index(sub.add_parser("config", help="print the settings in effect"))

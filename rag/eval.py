@@ -281,7 +281,9 @@ def score_answers(questions: Sequence[Question], ask: Callable[[Question], Answe
             tally.sentences += len(answer.sentences)
             tally.uncited += sum(1 for s in answer.sentences if not s.markers)
         quote_rank, doc_rank = ranks.add(answer.hits[:top_k], q)
-        rows.append({"id": q.id, "question": q.question, "as_of": q.as_of, "answerable": q.answerable,
+        # the day it was asked on, as the answer used it (the row's, else the run's): the prompt says "Today is …",
+        # so a set without dates answers differently from one calendar day to the next
+        rows.append({"id": q.id, "question": q.question, "as_of": answer.as_of or q.as_of, "answerable": q.answerable,
                      "answer": answer.text, "refused": answer.refused, "rejected": list(answer.rejected),
                      "correct": bool(is_correct) if q.answerable else answer.refused,
                      "gold_answers": list(q.answers), "citations": citation_rows, "first_supporting_rank": quote_rank,
