@@ -45,6 +45,10 @@ SOURCE, ANSWER, NONE = "Source: [", "\nAnswer: ", "none"
 REDRAFT = "\n"  # streamed between drafts: what the reader saw of the rejected one is replaced by the next
 REVISED = "\r"  # streamed before checked words that replace the draft's at once (a second read's, a moved date):
 # no second try follows, so a screen says the answer is being corrected, not tried again
+# the reasons Outcome.rejected records for such words, where no draft was asked again: the passages read one at a
+# time after "none" (_rescue), a second read's words (_reread), the best-ranked article's (_top_read), the event's
+# date (_on_event)
+REVISIONS = frozenset({"none", "reread", "outread", "event"})
 SECOND_READ_GRAMMAR = "\n".join(['root ::= "Answer: " phrase', "phrase ::= [^\\n] [^\\n]{0,100}"])
 SECOND_READ_PREFIX = "Answer:"
 SECOND_READ_WORDS = "\n".join(['root ::= " " phrase', "phrase ::= [^\\n ] [^\\n]{0,100}"])  # after the prefix

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import embed_choice
-from .answer import answer_steps, direct_steps, first_piece_timed
+from .answer import REVISIONS, answer_steps, direct_steps, first_piece_timed
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
@@ -293,10 +293,7 @@ class Pipeline:
         outcome = yield from first_piece_timed(steps, lambda: timings.setdefault(
             "ttft_s", round(time.perf_counter() - started, 3)))
         timings["generation_s"] = round(time.perf_counter() - t, 3)
-        # drafts asked again; not "none" (the passages were read again instead), nor other words taking the place
-        # of a draft that passed: a second read's, the top article's, the event's date ("reread", "outread",
-        # "event": no draft was refused)
-        if retries := [r for r in outcome.rejected if r not in ("none", "reread", "outread", "event")]:
+        if retries := [r for r in outcome.rejected if r not in REVISIONS]:  # drafts asked again
             timings["retries"] = len(retries)
         yield finish(outcome.text, outcome.refused, sentences=outcome.sentences, citations=outcome.citations,
                      rejected=outcome.rejected)
