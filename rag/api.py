@@ -15,6 +15,7 @@ from typing import Any, Union
 
 from . import embed_choice
 from .answer import REVISIONS, answer_steps, direct_steps, first_piece_timed
+from .briefing import brief
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
@@ -263,6 +264,11 @@ class Pipeline:
 
         if not self._relevant(standalone, hits):
             yield finish(refusal, True)  # nothing relevant: the model is not called
+            return
+        if briefed := brief(standalone, language, hits, self.embedder):  # "the latest news on X": no fact to find
+            text, sentences, citations = briefed
+            yield text
+            yield finish(text, False, sentences=sentences, citations=citations, rejected=("latest",))
             return
         t = time.perf_counter()
         read = hits_read(hits, s.context_passages, s.top_k)

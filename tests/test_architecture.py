@@ -21,13 +21,13 @@ STAGES: tuple[tuple[str, frozenset[str]], ...] = (
     ("context", frozenset({"guard", "context"})),
     ("generate", frozenset({"budget", "generate"})),
     ("cite", frozenset({"cite", "crosscheck"})),
-    ("answer", frozenset({"answer", "kinds", "events"})),
+    ("answer", frozenset({"answer", "kinds", "events", "briefing"})),
     ("api", frozenset({"api", "corpus", "__init__"})),
     ("clients", frozenset({"cli", "eval"})),
 )
 STAGE_OF = {module: i for i, (_, modules) in enumerate(STAGES) for module in modules}
 # After retrieval the answer is built from Hits alone: these never reach into the index or the retriever.
-ANSWERING = ("context", "budget", "generate", "cite", "crosscheck", "kinds", "events", "answer")
+ANSWERING = ("context", "budget", "generate", "cite", "crosscheck", "kinds", "events", "briefing", "answer")
 INDEX_SIDE = ("manifest", "faiss_index", "vector_files", "lexical", "store", "builder", "embed_choice", "indexing",
               "retrieve", "rerank")
 
