@@ -15,7 +15,7 @@ from typing import Any, Union
 
 from . import embed_choice
 from .answer import REVISIONS, answer_steps, direct_steps, first_piece_timed
-from .briefing import brief
+from .briefing import BRIEF_HITS, brief, latest_topic
 from .budget import QUESTION_SHARE, TEMPLATE_MARGIN, context_window, cut_to_tokens, fit_passages, fit_turns
 from .cite import NO_ANSWER
 from .config import SAMPLE_CORPUS_DIR, Settings
@@ -265,11 +265,14 @@ class Pipeline:
         if not self._relevant(standalone, hits):
             yield finish(refusal, True)  # nothing relevant: the model is not called
             return
-        if briefed := brief(standalone, language, hits, self.embedder):  # "the latest news on X": no fact to find
-            text, sentences, citations = briefed
-            yield text
-            yield finish(text, False, sentences=sentences, citations=citations, rejected=("latest",))
-            return
+        if (topic := latest_topic(standalone)) is not None:  # "the latest news on X": no fact to find
+            more = retrieve(standalone, self.store, self.embedder, s, filters=filters, reranker=self._reranker,
+                            as_of=as_of, top_k=max(BRIEF_HITS, s.top_k))
+            if briefed := brief(standalone, topic, language, more, self.embedder, min_support=s.min_support):
+                text, sentences, citations = briefed
+                yield text
+                yield finish(text, False, sentences=sentences, citations=citations, rejected=("latest",))
+                return
         t = time.perf_counter()
         read = hits_read(hits, s.context_passages, s.top_k)
         passages = select_context(standalone, read, self.embedder, max_sentences=s.context_sentences,

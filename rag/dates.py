@@ -146,10 +146,13 @@ def is_date_line(sentence: str) -> bool:
 _PRESENT = re.compile(
     r"\b(?:this (?:week|month|weekend|year|morning|season)|these days|recent(?:ly)?|lately|now|nowadays|"
     r"currently|current|latest|newest|so far|to date|today|tonight|yesterday|last (?:week|weekend|night)|"
-    r"past (?:week|few days|days)|ongoing|upcoming|just (?:been|announced|named|won))\b"
+    r"past (?:week|few days|days)|ongoing|upcoming|just (?:been|announced|named|won)|"
+    r"what(?:'s|’s| is) new|any (?:new )?(?:news|updates?)|updates? on)\b"
     r"|\b(?:cette (?:semaine|année)|ce mois|récemment|dernièrement|actuel(?:le)?(?:ment)?|maintenant|"
-    r"en ce moment|jusqu'à présent|aujourd'hui|hier|la semaine dernière|derni(?:er|ère)s?)\b"
-    r"|本周|这周|这个星期|最近|近日|近期|目前|现在|当前|如今|最新|迄今|至今|今天|昨天|上周|今年",
+    r"en ce moment|jusqu'à présent|aujourd'hui|hier|la semaine dernière|derni(?:er|ère)s?|quoi de neuf|"
+    r"du nouveau)\b"
+    r"|\b(?:neueste[nrs]?|neues|neuigkeiten|aktuelle[nrs]?|últim[oa]s|novedades)\b"
+    r"|本周|这周|这个星期|最近|近日|近期|目前|现在|当前|如今|最新|迄今|至今|今天|昨天|上周|今年|新消息",
     re.I)
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 _MONTH_NAMES = EN_MONTHS + _FR_MONTHS  # full names only: "may" alone is no date
