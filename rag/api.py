@@ -270,6 +270,7 @@ class Pipeline:
                             as_of=as_of, top_k=max(BRIEF_HITS, s.top_k))
             if briefed := brief(standalone, topic, language, more, self.embedder, min_support=s.min_support):
                 text, sentences, citations = briefed
+                hits = more  # the answer's hits hold every article it cites
                 yield text
                 yield finish(text, False, sentences=sentences, citations=citations, rejected=("latest",))
                 return

@@ -127,6 +127,11 @@ def test_asked_for_the_latest_news_the_pipeline_lists_the_newest_articles_withou
     for c in answer.citations:  # each quote is the article's own text, where the citation says
         article = Path(c.source).read_text(encoding="utf-8")
         assert c.quote in article
+        assert c.chunk_id in {h.chunk.id for h in answer.hits}  # and among the answer's hits
+    # with fewer hits than the briefing looks at, the answer's hits are still the ones it cites from
+    few, _ = scripted_pipeline(dated.replace(top_k=2))
+    briefed = few.ask("What is the latest news about the harbour festival?", as_of="2024-06-01")
+    assert len(briefed.citations) == 3 and {c.chunk_id for c in briefed.citations} <= {h.chunk.id for h in briefed.hits}
     # the stream gives the same words as its text, then the answer
     events = list(Pipeline(dated, embedder=HashEmbedder(), generator=gen).stream(
         "Quoi de neuf sur le harbour festival ?", as_of="2024-06-01"))
