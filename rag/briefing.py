@@ -15,7 +15,8 @@ from .cite import best_support
 from .crosscheck import foreign
 from .dates import Date, format_day, iso_date
 from .embed import Embedder
-from .text import content_words, foreign_stopwords
+from .languages import question_language, without_foreign_stopwords
+from .text import content_words
 from .types import Citation, Hit, Sentence
 
 # "latest news about X", "any updates on X", "what's new with X", in the languages of the sample corpus and a few
@@ -66,15 +67,15 @@ _INTRO = {"en": "The newest articles on this:", "fr": "Les articles les plus ré
           "zh": "关于此事的最新文章："}
 
 
-def _topic_words(topic: str) -> set[str]:
-    return {w for w in content_words(topic) if w not in foreign_stopwords()}  # ("la", "des", "den", "el")
+def _topic_words(topic: str, question: str) -> set[str]:
+    return set(content_words(without_foreign_stopwords(topic, question_language(question))))
 
 
 def latest_topic(question: str) -> str | None:
     """The topic of a question asking for the latest news on it, or None for any other question."""
     text = " ".join(question.split()).lstrip("¿¡ ")
     for pattern in _ASKS_LATEST:
-        if (match := pattern.match(text)) and _topic_words(topic := match.group("topic").strip()):
+        if (match := pattern.match(text)) and _topic_words(topic := match.group("topic").strip(), text):
             return None if _ASKS_FACT.search(topic) else topic
     return None
 
@@ -84,7 +85,7 @@ def newest_on(topic: str, question: str, hits: Sequence[Hit], embedder: Embedder
     MAX_ARTICLES), newest first, undated ones last. An article is on the topic when a hit's headline and text hold
     at least MIN_TOPIC_SHARE of the topic's words, or, for a hit in another language than the question
     (multilingual embedder), when its dense cosine is at least FOREIGN_SHARE of the best such hit's."""
-    words = _topic_words(topic)
+    words = _topic_words(topic, question)
     other = foreign(question, [(h.rank, h.chunk.text) for h in hits], embedder)
     sharing = [h for h in hits
                if len(words & set(content_words(f"{h.title} {h.chunk.text}"))) >= MIN_TOPIC_SHARE * len(words)]

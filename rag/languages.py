@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .text import CJK_RUN
+from .text import CJK_RUN, foreign_stopwords
 
 DEFAULT = "en"
 # py3langid's guess for a short question is weak below this confidence ("Où ?" 0.36 French); then English.
@@ -86,3 +86,13 @@ def is_refusal(text: str) -> bool:
     """Does the model's text say, in any language of the table, that the articles do not answer?"""
     flat = " ".join(text.split())
     return any(entry["no_answer"][:-1] in flat for entry in table().values())
+
+
+def without_foreign_stopwords(text: str, language: str | None = None) -> str:
+    """The text with the function words of French, German, Spanish, Portuguese and Italian blanked ("la", "des",
+    "zum", "el"), unless it is in English (language, or else the text's own): there "die", "son" and the "Los" of
+    "Los Angeles" are English words."""
+    if (language or question_language(text)) == "en":
+        return text
+    foreign = foreign_stopwords()
+    return re.sub(r"\w+", lambda m: " " if m.group().lower() in foreign else m.group(), text)

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .languages import question_language
-from .text import CJK, CJK_RUN, STOPWORDS, foreign_stopwords
+from .languages import without_foreign_stopwords
+from .text import CJK, CJK_RUN, STOPWORDS
 
 TOKENIZE = "porter unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (builder.py's schema)
 UNSTEMMED = "unicode61 remove_diacritics 2"  # the same without porter: the words a MATCH phrase stems again
@@ -40,20 +40,13 @@ def fts_terms(question: str) -> list[str]:
     not in English, function words of French, German, Spanish, Portuguese and Italian go too, matched with
     their accents before FTS5 drops them ("für" goes, "Uber" stays): a German question's "die" and "wie" would
     rank every German article first."""
-    pieces = fts_text(_without_foreign_stopwords(question)).split()
+    pieces = fts_text(without_foreign_stopwords(question)).split()
     seen: list[str] = []
     for tokens in _tokenize(pieces):
         for w in tokens:
             if w not in STOPWORDS and w not in seen and (len(w) > 1 or len(tokens) == 1 or w.isdigit()):
                 seen.append(w)
     return seen
-
-
-def _without_foreign_stopwords(question: str) -> str:
-    if question_language(question) == "en":  # "die", "son", "Los Angeles" stay English words
-        return question
-    foreign = foreign_stopwords()
-    return re.sub(r"\w+", lambda m: " " if m.group().lower() in foreign else m.group(), question)
 
 
 def _tokenize(pieces: Sequence[str]) -> list[list[str]]:

@@ -88,6 +88,11 @@ def test_one_word_of_the_topic_or_a_function_word_does_not_make_an_article_on_it
         "strike"]
     assert [h.chunk.article_id for h in newest_on("la grève des trams", "Quoi de neuf sur la grève des trams ?",
                                                   hits)] == ["greve"]
+    # in an English question "son" is a word of the topic, not Spanish's function word
+    family = [_hit(1, "king", "King visits the harbour", "The king visited the harbour.", "2024-06-03"),
+              _hit(2, "heir", "King's son opens bridge", "The king's son opened the bridge.", "2024-05-01")]
+    assert [h.chunk.article_id for h in newest_on("the king's son", "Any news about the king's son?", family)] == [
+        "heir"]
 
 
 def test_the_briefing_cites_each_article_where_its_text_says_it() -> None:
